@@ -1,0 +1,160 @@
+/*
+ * tmo loop: one io_uring instance and everything in flight on it.
+ *
+ * Ownership: struct tmo_loop is allocated by the caller (stack, static, or inside a larger
+ * struct). tmo_loop_init() sets it up and may allocate internal state; tmo_loop_close() frees
+ * that state, after which the struct may be reused or freed. A loop is used from one thread at
+ * a time; in TMO_MODE_LOW_LATENCY it must be the thread that called tmo_loop_init().
+ *
+ * Callbacks fire only from inside tmo_loop_run() / tmo_loop_run_until(), never from the call
+ * that starts or cancels an operation. A callback may start, cancel and restart operations,
+ * including the one it was called for.
+ */
+#ifndef TMO_LOOP_H
+#define TMO_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+TMO_BEGIN_DECLS
+
+/*
+ * Ring modes: who enforces a deadline while the loop thread is busy in user code.
+ *
+ * TMO_MODE_DEFAULT: the kernel cancels an operation at its deadline even while the loop thread
+ *   is stuck (a long callback, a blocking call): a read whose deadline passes during a 1 s stall
+ *   is cancelled on time, and bytes that arrive afterwards stay in the socket or pipe for the
+ *   next read. The loop only *sees* the completion when it runs again.
+ * TMO_MODE_LOW_LATENCY: IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN. Completion
+ *   work runs only when the loop thread enters the kernel, which lowers tail latency under load
+ *   (p99 lateness measured 85 us against 794 us at 30,000 timers/s) but means nothing is
+ *   cancelled while the loop thread is stuck: a read may consume data that arrived after its
+ *   deadline. The loop must be run on the thread that initialised it.
+ */
+enum tmo_loop_mode {
+	TMO_MODE_DEFAULT = 0,
+	TMO_MODE_LOW_LATENCY = 1,
+};
+
+struct tmo_loop_options {
+	/* Submission queue entries, a power of two from 2 to 32768; 0 means 256. */
+	uint32_t ring_entries;
+	/* Completion queue entries, a power of two >= ring_entries; 0 means 4 * ring_entries. */
+	uint32_t cq_entries;
+	enum tmo_loop_mode mode;
+};
+
+enum tmo_run_mode {
+	/* Run until no operation is active (or tmo_loop_stop()). */
+	TMO_RUN_DEFAULT = 0,
+	/* Wait for at least one completion or deadline if any work is active, handle what is
+	 * ready, return. */
+	TMO_RUN_ONCE = 1,
+	/* Handle what is ready without waiting, return. */
+	TMO_RUN_NOWAIT = 2,
+};
+
+/* Kernel features and operations the loop found at init (see tmo_loop_has_feature). */
+enum tmo_feature {
+	TMO_FEAT_CQE_SKIP = 0,     /* IORING_FEAT_CQE_SKIP (5.17): one CQE per op, not two */
+	TMO_FEAT_NODROP,           /* IORING_FEAT_NODROP: CQ overflow is kept, never dropped */
+	TMO_FEAT_EXT_ARG,          /* IORING_FEAT_EXT_ARG: waits with a timeout, no extra SQE */
+	TMO_FEAT_MIN_TIMEOUT,      /* IORING_FEAT_MIN_TIMEOUT (6.12): batched waits */
+	TMO_FEAT_LINK_TIMEOUT,     /* IORING_OP_LINK_TIMEOUT */
+	TMO_FEAT_ASYNC_CANCEL,     /* IORING_OP_ASYNC_CANCEL */
+	TMO_FEAT_MSG_RING,         /* IORING_OP_MSG_RING (5.18) */
+	TMO_FEAT_FUTEX_WAIT,       /* IORING_OP_FUTEX_WAIT (6.7) */
+	TMO_FEAT_COOP_TASKRUN,     /* the ring was created with IORING_SETUP_COOP_TASKRUN */
+	TMO_FEAT_DEFER_TASKRUN,    /* the ring was created with IORING_SETUP_DEFER_TASKRUN */
+	TMO_FEAT_COUNT_
+};
+
+/* Counters, for tests, benchmarks and diagnosis. All only grow. */
+struct tmo_loop_stats {
+	uint64_t started;          /* operations accepted by tmo_op_start */
+	uint64_t completed;        /* completion callbacks delivered */
+	uint64_t timed_out;        /* ... of which with -ETIME */
+	uint64_t cancelled;        /* ... of which with -ECANCELED */
+	uint64_t submit_calls;     /* io_uring_enter calls made to submit or wait */
+	uint64_t sq_full;          /* times the submission queue was full and was flushed */
+	uint64_t deferred;         /* operations parked because the kernel refused a submit */
+	uint64_t cq_overflow;      /* times the kernel reported a completion queue overflow */
+	uint64_t abandoned;        /* operations reported to the caller before the kernel let go */
+	uint64_t late_closed;      /* fds that a late completion returned and tmo closed */
+};
+
+/* The caller-owned loop. Every field is private: use the functions below. */
+struct tmo_loop {
+	struct tmo__loop_state *_state;
+};
+
+/*
+ * Sets up `loop` with `options` (NULL for defaults). Returns 0, or:
+ *   -EINVAL  bad options (entries not a power of two or out of range, unknown mode);
+ *   -EPERM   io_uring is refused: sysctl kernel.io_uring_disabled, a seccomp filter (container
+ *            runtimes' default profiles), or missing CAP_SYS_ADMIN / kernel.io_uring_group;
+ *   -ENOSYS  the kernel has no io_uring (or a seccomp filter answers ENOSYS), or it lacks a
+ *            feature tmo requires (EXT_ARG, NODROP: Linux 5.11+);
+ *   -ENOMEM, -EMFILE  the kernel could not allocate the ring.
+ * tmo_loop_describe_error() turns any of these into a message naming the cause. On failure the
+ * struct holds nothing to free.
+ */
+TMO_API int tmo_loop_init(struct tmo_loop *loop, const struct tmo_loop_options *options);
+
+/*
+ * Tears the loop down. Returns 0, or -EBUSY (and changes nothing) while operations are still
+ * active, including ones the kernel has not yet released: run the loop until they finish, or
+ * cancel them and run it. -EINVAL for NULL or a loop that is not initialised.
+ */
+TMO_API int tmo_loop_close(struct tmo_loop *loop);
+
+/*
+ * Runs the loop (see enum tmo_run_mode). Returns the number of operations still active (0: no
+ * work left), or a negative errno if the ring failed (-EINVAL for a bad argument, -EBUSY if
+ * called from inside a callback of the same loop).
+ */
+TMO_API int tmo_loop_run(struct tmo_loop *loop, enum tmo_run_mode mode);
+
+/*
+ * Runs the loop until `deadline` (absolute, tmo_now() clock), until no work is left, or until
+ * tmo_loop_stop(), whichever comes first. A deadline in the past handles what is ready without
+ * waiting. Returns the number of operations still active, or a negative errno (as above, plus
+ * -EINVAL for a negative deadline).
+ */
+TMO_API int tmo_loop_run_until(struct tmo_loop *loop, int64_t deadline);
+
+/*
+ * Hands every prepared request to the kernel now. tmo_op_start() only queues a request; the
+ * loop submits the queue when it next runs, one system call for the whole batch. A callback
+ * that starts an op and then does long work should call this first, so the request (and its
+ * deadline) is in the kernel meanwhile. Returns the number of requests submitted or -errno.
+ */
+TMO_API int tmo_loop_submit(struct tmo_loop *loop);
+
+/* Makes the current or next tmo_loop_run* return after the callbacks in hand. */
+TMO_API void tmo_loop_stop(struct tmo_loop *loop);
+
+/* Operations started and not yet released by the kernel (0 for NULL). */
+TMO_API uint32_t tmo_loop_active(const struct tmo_loop *loop);
+
+/* Whether the loop's kernel and ring have `feature` (false for NULL or out of range). */
+TMO_API bool tmo_loop_has_feature(const struct tmo_loop *loop, enum tmo_feature feature);
+
+/* Copies the loop's counters into *stats. Returns 0 or -EINVAL. */
+TMO_API int tmo_loop_get_stats(const struct tmo_loop *loop, struct tmo_loop_stats *stats);
+
+/*
+ * Writes a one-line message for an error returned by tmo_loop_init (or any tmo function) into
+ * buf (always NUL-terminated when size > 0). For -EPERM and -ENOSYS it inspects the system and
+ * names the likely cause: the value of /proc/sys/kernel/io_uring_disabled, a seccomp filter on
+ * this process (/proc/self/status), a kernel without io_uring. Returns the length the full
+ * message needs, as snprintf does.
+ */
+TMO_API size_t tmo_loop_describe_error(int err, char *buf, size_t size);
+
+TMO_END_DECLS
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * tmo operations: one I/O request with a deadline.
+ *
+ * Life of an operation
+ *   1. The caller owns a struct tmo_op (embed it anywhere; tmo never allocates one).
+ *   2. A tmo_prep_*() call describes the request (fd, buffer, ...). It does not start it.
+ *   3. tmo_op_start() starts it with an absolute deadline (tmo_now() clock, or TMO_NEVER) and a
+ *      completion callback. No memory is allocated.
+ *   4. The callback fires exactly once, from inside tmo_loop_run*, with the result:
+ *        res >= 0       success: bytes moved, an fd, poll revents, 0. Partial progress is
+ *                       returned as a short count even when the deadline cut the rest short.
+ *        -ETIME         the deadline passed first (or had passed at start: nothing was started).
+ *        -ECANCELED     tmo_op_cancel() stopped it first.
+ *        other -errno   the kernel's error for the request (-ECONNREFUSED, -EBADF, ...).
+ *
+ * When may the caller reuse the op, its buffer, its sockaddr and path?
+ *   Normally as soon as the callback fires: the callback may even restart the same op.
+ *   The exception is an operation the kernel cannot interrupt (one that blocks inside the
+ *   kernel's io-wq worker threads: tmo_prep_openat(), and any op flagged TMO_OP_BLOCKING, which
+ *   is what reads and writes on regular files and block devices need). Its deadline is kept by
+ *   the loop itself: the callback fires with -ETIME on time, tmo then asks the kernel to
+ *   interrupt the request, and the op and everything it points to stay owned by tmo until the
+ *   kernel really lets go. tmo_op_busy() is true until then, and the release callback (if set
+ *   with tmo_op_set_release) fires at that moment with the kernel's late result, so that bytes
+ *   read or an fd opened after the deadline reach the caller instead of being lost. Without a
+ *   release callback, an fd returned late by openat or accept is closed by tmo.
+ *
+ * Deadlines are enforced by the kernel with a linked timeout (IORING_OP_LINK_TIMEOUT, absolute,
+ * CQE skipped on success), so they hold even while the loop thread is busy (see
+ * TMO_MODE_DEFAULT in loop.h). The op's own completion decides the outcome: an op that finishes
+ * just before its deadline reports its result, not a timeout.
+ */
+#ifndef TMO_OP_H
+#define TMO_OP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "common.h"
+
+TMO_BEGIN_DECLS
+
+struct tmo_loop;
+struct tmo_op;
+
+/* Completion callback: fires exactly once per successful tmo_op_start(). */
+typedef void (*tmo_op_cb)(struct tmo_op *op, int32_t res);
+
+/*
+ * Release callback: fires once the kernel has let go of an op whose completion was reported
+ * before the kernel finished with it (see above). `late_res` is the kernel's own result for the
+ * request: bytes read or written after the deadline, an fd, or -EINTR / -ECANCELED if it was
+ * interrupted. It fires only for such ops (tmo_op_busy() was still true when the completion
+ * callback ran); for every other op the completion callback is the release.
+ */
+typedef void (*tmo_op_release_cb)(struct tmo_op *op, int32_t late_res);
+
+/* Flags for tmo_op_set_flags(). */
+enum tmo_op_flag {
+	/*
+	 * The request may block inside the kernel's io-wq workers, where a linked timeout cannot
+	 * interrupt it: reads and writes on regular files and block devices. Its deadline is then
+	 * kept by the loop (see above). tmo_prep_openat() sets it by itself.
+	 */
+	TMO_OP_BLOCKING = 1u << 0,
+};
+
+/* Private parts of struct tmo_op, kept here only so the caller can embed an op. */
+struct tmo__heap_node {
+	struct tmo__heap_node *left, *right, *parent;
+};
+
+struct tmo__kernel_timespec {
+	int64_t tv_sec;
+	long long tv_nsec;
+};
+
+struct tmo_op {
+	/* The caller's pointer; tmo never reads or writes it. */
+	void *data;
+
+	/* private: everything below is tmo's; use the functions in this header. */
+	struct tmo_loop *_loop;
+	tmo_op_cb _cb;
+	tmo_op_release_cb _release;
+	struct tmo_op *_next;
+	struct tmo__heap_node _heap;
+	int64_t _deadline;
+	struct tmo__kernel_timespec _ts;
+	union {
+		struct {
+			void *buf;
+			uint64_t offset;
+			uint32_t len;
+			int32_t msg_flags;
+		} io;
+		struct {
+			const struct sockaddr *addr;
+			socklen_t addrlen;
+		} connect;
+		struct {
+			struct sockaddr *addr;
+			socklen_t *addrlen;
+			int32_t flags;
+		} accept;
+		struct {
+			const char *path;
+			int32_t flags;
+			uint32_t mode;
+		} open;
+		struct {
+			int64_t wake_at;
+		} sleep;
+		uint32_t poll_events;
+	} _args;
+	int32_t _fd;
+	int32_t _res;
+	uint16_t _flags;
+	uint8_t _kind;
+	uint8_t _user_flags;
+};
+
+/*
+ * Preparation. Each tmo_prep_* call (re)initialises every private field of `op` for one kind
+ * of request and leaves `data` alone. It must not be called on an op that is active
+ * (tmo_op_busy() true). Pointers passed in (buffers, addresses, paths) must stay valid until
+ * the op is released (normally: until its callback fires).
+ */
+
+/* A request that does nothing and completes at once with 0. */
+TMO_API void tmo_prep_nop(struct tmo_op *op);
+
+/*
+ * Sleeps until `wake_at` (absolute). Completes with 0 at wake_at, or -ETIME if the op's
+ * deadline comes first. wake_at in the past completes at once with 0.
+ */
+TMO_API void tmo_prep_sleep(struct tmo_op *op, int64_t wake_at);
+
+/* read(2) / pread(2): offset (uint64_t)-1 means "current file position". */
+TMO_API void tmo_prep_read(struct tmo_op *op, int fd, void *buf, uint32_t len, uint64_t offset);
+
+/* write(2) / pwrite(2): offset (uint64_t)-1 means "current file position". */
+TMO_API void tmo_prep_write(struct tmo_op *op, int fd, const void *buf, uint32_t len,
+			    uint64_t offset);
+
+/* recv(2) with msg_flags (MSG_WAITALL, MSG_PEEK, ...). */
+TMO_API void tmo_prep_recv(struct tmo_op *op, int fd, void *buf, uint32_t len, int msg_flags);
+
+/* send(2) with msg_flags (MSG_NOSIGNAL is added: a closed peer gives -EPIPE, not SIGPIPE). */
+TMO_API void tmo_prep_send(struct tmo_op *op, int fd, const void *buf, uint32_t len,
+			   int msg_flags);
+
+/* accept4(2): addr and addrlen may be NULL; flags as accept4 (SOCK_CLOEXEC, ...). Result: fd. */
+TMO_API void tmo_prep_accept(struct tmo_op *op, int fd, struct sockaddr *addr,
+			     socklen_t *addrlen, int flags);
+
+/* connect(2). */
+TMO_API void tmo_prep_connect(struct tmo_op *op, int fd, const struct sockaddr *addr,
+			      socklen_t addrlen);
+
+/* Waits until fd is ready for `events` (POLLIN, POLLOUT, ...). Result: the revents mask. */
+TMO_API void tmo_prep_poll(struct tmo_op *op, int fd, uint32_t events);
+
+/*
+ * openat(2). Opening a FIFO blocks in the kernel until the other end opens, where no linked
+ * timeout reaches, so this op always has TMO_OP_BLOCKING. Result: the new fd.
+ */
+TMO_API void tmo_prep_openat(struct tmo_op *op, int dirfd, const char *path, int flags,
+			     mode_t mode);
+
+/* Sets TMO_OP_* flags on a prepared, inactive op. Returns 0, -EINVAL (unknown flag or NULL),
+ * or -EBUSY (op active). */
+TMO_API int tmo_op_set_flags(struct tmo_op *op, unsigned flags);
+
+/* Sets (or clears, with NULL) the release callback of a prepared, inactive op. 0, -EINVAL or
+ * -EBUSY as tmo_op_set_flags. */
+TMO_API int tmo_op_set_release(struct tmo_op *op, tmo_op_release_cb release);
+
+/*
+ * Starts a prepared op on `loop` with an absolute `deadline` (TMO_NEVER for none); `cb` fires
+ * once with the outcome. A deadline at or before tmo_now() starts nothing: the callback fires
+ * with -ETIME from the next loop iteration. Returns 0, or (and then `cb` never fires and
+ * nothing changed):
+ *   -EINVAL  NULL loop/op/cb, an op never prepared, a negative deadline (e.g. a relative
+ *            helper's error), or an argument the request cannot take (NULL buffer with len > 0,
+ *            NULL address or path);
+ *   -EBADF   a negative fd;
+ *   -EBUSY   the op is already active (or not yet released by the kernel);
+ *   -ENOTSUP the kernel lacks the opcode.
+ */
+TMO_API int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline,
+			 tmo_op_cb cb);
+
+/*
+ * Asks for an active op to stop. Its callback then fires with -ECANCELED, unless it completed
+ * first, in which case it reports its own result (the op's own completion decides). Returns:
+ *   0          cancellation requested;
+ *   -EALREADY  a cancellation is already under way, or the outcome is already decided (the
+ *              deadline passed, or the callback already fired and only the kernel's release is
+ *              pending);
+ *   -ENOENT    the op is not active: it finished (its callback already fired) or never started.
+ *              Harmless;
+ *   -EINVAL    NULL.
+ */
+TMO_API int tmo_op_cancel(struct tmo_op *op);
+
+/* True from tmo_op_start() until the kernel has released the op (normally: until the callback
+ * fires). While true, the op and its buffer must not be reused or freed. */
+TMO_API bool tmo_op_busy(const struct tmo_op *op);
+
+/* The op's absolute deadline as given to tmo_op_start() (TMO_NEVER if none or not started). */
+TMO_API int64_t tmo_op_deadline(const struct tmo_op *op);
+
+TMO_END_DECLS
+
+#endif

@@ -1,0 +1,18 @@
+/*
+ * tmo: deadlines on Linux I/O with io_uring. The umbrella header.
+ *
+ *   clock.h  monotonic nanoseconds, TMO_NEVER, relative-to-absolute helpers
+ *   loop.h   the loop (one io_uring), its modes, running it, errors at init
+ *   op.h     operations with deadlines: prepare, start, cancel, callbacks, ownership
+ *
+ * See docs/ for the design and the rules of ownership in one place.
+ */
+#ifndef TMO_TMO_H
+#define TMO_TMO_H
+
+#include "common.h"
+#include "clock.h"
+#include "loop.h"
+#include "op.h"
+
+#endif

@@ -1,0 +1,130 @@
+/*
+ * Private to tmo: the loop's state and the pieces loop.c and op.c share. Never installed.
+ */
+#ifndef TMO_SRC_INTERNAL_H
+#define TMO_SRC_INTERNAL_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "timer_heap.h"
+#include "tmo/clock.h"
+#include "tmo/loop.h"
+#include "tmo/op.h"
+
+/* Kernel values that Debian's liburing 2.3 does not define yet. */
+#ifndef IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1U << 15)
+#endif
+#define TMO__OPCODE_FUTEX_WAIT 51
+
+/*
+ * user_data of every request tmo submits: the op's address (8-byte aligned) with a tag in the
+ * low bits. The address makes each in-flight request unique, which the kernel needs to find a
+ * linked timeout's target. Only TAG_OP completions dereference the op: the others may arrive
+ * after the op was released and reused, so they are counted and dropped.
+ */
+enum {
+	TMO__TAG_OP = 0,
+	TMO__TAG_LINK_TIMEOUT = 1,
+	TMO__TAG_CANCEL = 2,
+	TMO__TAG_MASK = 7,
+};
+
+/* What a prepared op asks of the kernel (struct tmo_op._kind). 0 means "never prepared". */
+enum tmo__kind {
+	TMO__KIND_NONE = 0,
+	TMO__KIND_NOP,
+	TMO__KIND_SLEEP,
+	TMO__KIND_READ,
+	TMO__KIND_WRITE,
+	TMO__KIND_RECV,
+	TMO__KIND_SEND,
+	TMO__KIND_ACCEPT,
+	TMO__KIND_CONNECT,
+	TMO__KIND_POLL,
+	TMO__KIND_OPENAT,
+	TMO__KIND_COUNT_
+};
+
+/* State bits of struct tmo_op._flags. */
+enum {
+	TMO__F_PREPARED = 1u << 0,       /* a tmo_prep_* call described a request */
+	TMO__F_ACTIVE = 1u << 1,         /* started and not yet released */
+	TMO__F_KERNEL = 1u << 2,         /* the kernel holds the request (SQE handed over) */
+	TMO__F_QUEUED = 1u << 3,         /* on the loop's pending queue (._next) */
+	TMO__F_DECIDED = 1u << 4,        /* ._res holds the outcome to deliver */
+	TMO__F_CANCEL = 1u << 5,         /* the caller asked to cancel */
+	TMO__F_CANCEL_UNSENT = 1u << 6,  /* the cancel request still needs an SQE */
+	TMO__F_EXPIRED = 1u << 7,        /* the loop saw the deadline pass (loop-kept deadlines) */
+	TMO__F_IN_HEAP = 1u << 8,        /* the deadline is in the loop's heap */
+	TMO__F_LINKED = 1u << 9,         /* a linked timeout enforces the deadline */
+	TMO__F_REPORTED = 1u << 10,      /* the callback fired; waiting for the kernel to let go */
+};
+
+/* A FIFO of ops linked through ._next. */
+struct tmo__op_queue {
+	struct tmo_op *head;
+	struct tmo_op *tail;
+};
+
+struct tmo__loop_state {
+	struct io_uring ring;
+	/* Deadlines the loop keeps itself (ops the kernel cannot interrupt), earliest first. */
+	struct tmo__heap deadlines;
+	/*
+	 * Ops that need the loop's attention outside a completion: an outcome decided at start
+	 * (deadline already passed), a submission or cancellation that found no room in the
+	 * submission queue, an abandoned op whose timeout or cancellation must be reported.
+	 */
+	struct tmo__op_queue pending;
+	uint64_t opcodes;        /* bit n set: the kernel supports opcode n (n < 64) */
+	uint32_t features;       /* bit n set: enum tmo_feature n */
+	uint32_t active;         /* ops started and not yet released */
+	enum tmo_loop_mode mode;
+	bool running;
+	bool stop;
+	struct tmo_loop_stats stats;
+};
+
+static inline struct tmo__loop_state *tmo__state(const struct tmo_loop *loop)
+{
+	return loop->_state;
+}
+
+static inline bool tmo__has(const struct tmo__loop_state *st, enum tmo_feature feature)
+{
+	return st->features & (1u << feature);
+}
+
+/* Queue helpers (op.c). */
+void tmo__queue_push(struct tmo__op_queue *queue, struct tmo_op *op);
+struct tmo_op *tmo__queue_pop(struct tmo__op_queue *queue);
+
+/*
+ * Returns an SQE, flushing the submission queue to the kernel when it is full. NULL only if
+ * the kernel refused the flush (then the caller parks its work on the pending queue).
+ * `need` SQEs are guaranteed contiguous for a linked pair.
+ */
+struct io_uring_sqe *tmo__get_sqes(struct tmo__loop_state *st, unsigned need);
+
+/* Handles one CQE with TMO__TAG_OP. */
+void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res);
+
+/* Handles one op popped from the pending queue. Returns false if it could not make progress
+ * (no SQE); the op has then been put back on the queue. */
+bool tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op);
+
+/* Called when the loop sees a heap-kept deadline pass. */
+void tmo__op_on_expired(struct tmo__loop_state *st, struct tmo_op *op);
+
+/* Heap ordering for op deadlines. */
+bool tmo__op_deadline_less(const struct tmo__heap_node *a, const struct tmo__heap_node *b);
+
+static inline struct tmo_op *tmo__op_of_heap_node(struct tmo__heap_node *node)
+{
+	return (struct tmo_op *)((char *)node - offsetof(struct tmo_op, _heap));
+}
+
+#endif

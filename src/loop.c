@@ -1,0 +1,358 @@
+/*
+ * The loop: creating the ring, probing what the kernel offers, and running: submit, wait for
+ * the earliest of a completion or a loop-kept deadline, dispatch completions, repeat.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define DEFAULT_RING_ENTRIES 256u
+#define MAX_RING_ENTRIES 32768u
+#define CQE_BATCH 64u
+/* When the kernel refused a submission, retry after this long even if nothing completes. */
+#define RETRY_WAIT_NS (1 * TMO_NSEC_PER_MSEC)
+
+static bool is_power_of_two(uint32_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+static int check_options(const struct tmo_loop_options *o, uint32_t *sq, uint32_t *cq)
+{
+	*sq = o->ring_entries ? o->ring_entries : DEFAULT_RING_ENTRIES;
+	if (!is_power_of_two(*sq) || *sq < 2 || *sq > MAX_RING_ENTRIES)
+		return -EINVAL;
+	*cq = o->cq_entries ? o->cq_entries : 4 * *sq;
+	if (!is_power_of_two(*cq) || *cq < *sq || *cq > 4 * MAX_RING_ENTRIES * 2)
+		return -EINVAL;
+	if (o->mode != TMO_MODE_DEFAULT && o->mode != TMO_MODE_LOW_LATENCY)
+		return -EINVAL;
+	return 0;
+}
+
+static int create_ring(struct tmo__loop_state *st, uint32_t sq, uint32_t cq)
+{
+	struct io_uring_params p;
+	unsigned flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+
+	if (st->mode == TMO_MODE_LOW_LATENCY)
+		flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	else
+		flags |= IORING_SETUP_COOP_TASKRUN; /* no IPIs; cancellation still runs on time */
+
+	memset(&p, 0, sizeof(p));
+	p.flags = flags;
+	p.cq_entries = cq;
+	int ret = io_uring_queue_init_params(sq, &st->ring, &p);
+	if (ret == -EINVAL && st->mode == TMO_MODE_DEFAULT) {
+		/* Kernels before 5.19 lack COOP_TASKRUN and SUBMIT_ALL; both are optimisations. */
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = cq;
+		ret = io_uring_queue_init_params(sq, &st->ring, &p);
+	} else if (ret == -EINVAL) {
+		return -EOPNOTSUPP; /* DEFER_TASKRUN needs Linux 6.1 */
+	}
+	if (ret < 0)
+		return ret;
+
+	if (p.features & IORING_FEAT_CQE_SKIP)
+		st->features |= 1u << TMO_FEAT_CQE_SKIP;
+	if (p.features & IORING_FEAT_NODROP)
+		st->features |= 1u << TMO_FEAT_NODROP;
+	if (p.features & IORING_FEAT_EXT_ARG)
+		st->features |= 1u << TMO_FEAT_EXT_ARG;
+	if (p.features & IORING_FEAT_MIN_TIMEOUT)
+		st->features |= 1u << TMO_FEAT_MIN_TIMEOUT;
+	if (p.flags & IORING_SETUP_COOP_TASKRUN)
+		st->features |= 1u << TMO_FEAT_COOP_TASKRUN;
+	if (p.flags & IORING_SETUP_DEFER_TASKRUN)
+		st->features |= 1u << TMO_FEAT_DEFER_TASKRUN;
+	return 0;
+}
+
+static int probe_opcodes(struct tmo__loop_state *st)
+{
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&st->ring);
+
+	if (!probe)
+		return -EOPNOTSUPP; /* IORING_REGISTER_PROBE: Linux 5.6 */
+	for (unsigned op = 0; op < 64 && op <= probe->last_op; op++) {
+		if (io_uring_opcode_supported(probe, (int)op))
+			st->opcodes |= UINT64_C(1) << op;
+	}
+	io_uring_free_probe(probe);
+
+	if (st->opcodes & (UINT64_C(1) << IORING_OP_LINK_TIMEOUT))
+		st->features |= 1u << TMO_FEAT_LINK_TIMEOUT;
+	if (st->opcodes & (UINT64_C(1) << IORING_OP_ASYNC_CANCEL))
+		st->features |= 1u << TMO_FEAT_ASYNC_CANCEL;
+	if (st->opcodes & (UINT64_C(1) << IORING_OP_MSG_RING))
+		st->features |= 1u << TMO_FEAT_MSG_RING;
+	if (st->opcodes & (UINT64_C(1) << TMO__OPCODE_FUTEX_WAIT))
+		st->features |= 1u << TMO_FEAT_FUTEX_WAIT;
+	return 0;
+}
+
+int tmo_loop_init(struct tmo_loop *loop, const struct tmo_loop_options *options)
+{
+	static const struct tmo_loop_options defaults;
+	uint32_t sq, cq;
+
+	if (!loop)
+		return -EINVAL;
+	loop->_state = NULL;
+	int ret = check_options(options ? options : &defaults, &sq, &cq);
+	if (ret)
+		return ret;
+
+	struct tmo__loop_state *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->mode = options ? options->mode : TMO_MODE_DEFAULT;
+	tmo__heap_init(&st->deadlines, tmo__op_deadline_less);
+
+	ret = create_ring(st, sq, cq);
+	if (ret) {
+		free(st);
+		return ret;
+	}
+	ret = probe_opcodes(st);
+	/* tmo's guarantees rest on these: deadlines without extra SQEs in waits, no lost
+	 * completions, linked timeouts and cancellation. */
+	if (!ret && (!tmo__has(st, TMO_FEAT_EXT_ARG) || !tmo__has(st, TMO_FEAT_NODROP) ||
+		     !tmo__has(st, TMO_FEAT_LINK_TIMEOUT) || !tmo__has(st, TMO_FEAT_ASYNC_CANCEL)))
+		ret = -EOPNOTSUPP;
+	if (ret) {
+		io_uring_queue_exit(&st->ring);
+		free(st);
+		return ret;
+	}
+	/* Saves an fd lookup on every io_uring_enter; purely an optimisation. */
+	(void)io_uring_register_ring_fd(&st->ring);
+	loop->_state = st;
+	return 0;
+}
+
+int tmo_loop_close(struct tmo_loop *loop)
+{
+	if (!loop || !loop->_state)
+		return -EINVAL;
+	struct tmo__loop_state *st = tmo__state(loop);
+	if (st->active || st->running)
+		return -EBUSY;
+	io_uring_queue_exit(&st->ring);
+	free(st);
+	loop->_state = NULL;
+	return 0;
+}
+
+void tmo_loop_stop(struct tmo_loop *loop)
+{
+	if (loop && loop->_state)
+		tmo__state(loop)->stop = true;
+}
+
+uint32_t tmo_loop_active(const struct tmo_loop *loop)
+{
+	return loop && loop->_state ? tmo__state(loop)->active : 0;
+}
+
+bool tmo_loop_has_feature(const struct tmo_loop *loop, enum tmo_feature feature)
+{
+	if (!loop || !loop->_state || (unsigned)feature >= TMO_FEAT_COUNT_)
+		return false;
+	return tmo__has(tmo__state(loop), feature);
+}
+
+int tmo_loop_get_stats(const struct tmo_loop *loop, struct tmo_loop_stats *stats)
+{
+	if (!loop || !loop->_state || !stats)
+		return -EINVAL;
+	*stats = tmo__state(loop)->stats;
+	return 0;
+}
+
+/* ---- submission and waiting -------------------------------------------------------------- */
+
+static int enter_submit(struct tmo__loop_state *st)
+{
+	st->stats.submit_calls++;
+	return io_uring_submit(&st->ring);
+}
+
+struct io_uring_sqe *tmo__get_sqes(struct tmo__loop_state *st, unsigned need)
+{
+	if (io_uring_sq_space_left(&st->ring) < need) {
+		st->stats.sq_full++;
+		/* With SUBMIT_ALL the kernel consumes every SQE, failing ones get error CQEs;
+		 * only a refusal of the whole call leaves the queue full. */
+		int ret = enter_submit(st);
+		if (ret < 0 || io_uring_sq_space_left(&st->ring) < need) {
+			st->stats.deferred++;
+			return NULL;
+		}
+	}
+	return io_uring_get_sqe(&st->ring);
+}
+
+int tmo_loop_submit(struct tmo_loop *loop)
+{
+	if (!loop || !loop->_state)
+		return -EINVAL;
+	return enter_submit(tmo__state(loop));
+}
+
+/*
+ * Submits what is queued and waits until a completion arrives or `wake_at` passes
+ * (TMO_NEVER: no limit; a time in the past: do not wait). Completions are read by the caller
+ * from the CQ whatever this returns: liburing 2.3 may report a count where it means -ETIME.
+ */
+static int submit_and_wait(struct tmo__loop_state *st, int64_t wake_at)
+{
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	st->stats.submit_calls++;
+	if (wake_at == TMO_NEVER) {
+		ret = io_uring_submit_and_wait(&st->ring, 1);
+	} else {
+		int64_t wait = wake_at - tmo_now();
+		if (wait <= 0) {
+			/* Nothing to wait for; in DEFER_TASKRUN mode completions are only posted
+			 * when the thread asks for them, so ask. */
+			return io_uring_submit_and_get_events(&st->ring);
+		}
+		struct __kernel_timespec ts = {
+			.tv_sec = wait / TMO_NSEC_PER_SEC,
+			.tv_nsec = wait % TMO_NSEC_PER_SEC,
+		};
+		ret = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, &ts, NULL);
+	}
+	if (ret == -ETIME || ret == -EINTR || ret == -EAGAIN || ret == -EBUSY)
+		ret = 0;
+	return ret;
+}
+
+/* Dispatches every completion in the CQ. Returns how many it handled. */
+static unsigned reap(struct tmo__loop_state *st)
+{
+	struct io_uring_cqe *cqes[CQE_BATCH];
+	uint64_t user_data[CQE_BATCH];
+	int32_t res[CQE_BATCH];
+	unsigned total = 0;
+
+	for (;;) {
+		if (IO_URING_READ_ONCE(*st->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
+			st->stats.cq_overflow++;
+		/* peek_batch flushes the kernel's overflow list into the CQ when it is needed. */
+		unsigned n = io_uring_peek_batch_cqe(&st->ring, cqes, CQE_BATCH);
+		if (!n)
+			return total;
+		/* Copy and free the slots first, so callbacks run with the CQ empty. */
+		for (unsigned i = 0; i < n; i++) {
+			user_data[i] = cqes[i]->user_data;
+			res[i] = cqes[i]->res;
+		}
+		io_uring_cq_advance(&st->ring, n);
+		for (unsigned i = 0; i < n; i++) {
+			if ((user_data[i] & TMO__TAG_MASK) == TMO__TAG_OP)
+				tmo__op_on_cqe(st, (struct tmo_op *)(uintptr_t)user_data[i], res[i]);
+			/* Linked-timeout and cancel CQEs carry nothing the op's own CQE does not;
+			 * they may also outlive the op, so they are never dereferenced. */
+		}
+		total += n;
+	}
+}
+
+static void expire(struct tmo__loop_state *st)
+{
+	struct tmo__heap_node *node = tmo__heap_min(&st->deadlines);
+
+	if (!node)
+		return;
+	int64_t now = tmo_now();
+	while (node && tmo__op_of_heap_node(node)->_deadline <= now) {
+		tmo__heap_remove(&st->deadlines, node);
+		tmo__op_on_expired(st, tmo__op_of_heap_node(node));
+		node = tmo__heap_min(&st->deadlines);
+	}
+}
+
+/* Works through the pending queue once; ops that cannot progress go back and wait. */
+static bool process_pending(struct tmo__loop_state *st)
+{
+	struct tmo_op *last = st->pending.tail;
+	bool stuck = false;
+
+	while (st->pending.head && !stuck) {
+		struct tmo_op *op = tmo__queue_pop(&st->pending);
+		bool was_last = op == last;
+		stuck = !tmo__op_on_pending(st, op);
+		if (was_last)
+			break; /* ops queued by callbacks meanwhile wait for the next round */
+	}
+	return stuck;
+}
+
+static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
+{
+	if (!loop || !loop->_state)
+		return -EINVAL;
+	struct tmo__loop_state *st = tmo__state(loop);
+	if (st->running)
+		return -EBUSY;
+	if (mode != TMO_RUN_DEFAULT && mode != TMO_RUN_ONCE && mode != TMO_RUN_NOWAIT)
+		return -EINVAL;
+
+	int ret = 0;
+	st->running = true;
+	for (;;) {
+		bool stuck = process_pending(st);
+		if (st->stop || !st->active)
+			break;
+
+		int64_t wake_at = until;
+		struct tmo__heap_node *first = tmo__heap_min(&st->deadlines);
+		if (first && tmo__op_of_heap_node(first)->_deadline < wake_at)
+			wake_at = tmo__op_of_heap_node(first)->_deadline;
+		if (mode == TMO_RUN_NOWAIT || st->pending.head) {
+			/* Pending work that did make progress must not wait; stuck work waits a
+			 * little for completions to free the kernel's resources. */
+			int64_t retry = stuck ? tmo_now() + RETRY_WAIT_NS : 0;
+			if (retry < wake_at)
+				wake_at = retry;
+		}
+		ret = submit_and_wait(st, wake_at);
+		if (ret < 0)
+			break;
+		ret = 0;
+		reap(st);
+		expire(st);
+		if (mode != TMO_RUN_DEFAULT) {
+			process_pending(st);
+			break;
+		}
+		if (until != TMO_NEVER && tmo_now() >= until) {
+			process_pending(st);
+			break;
+		}
+	}
+	st->running = false;
+	st->stop = false;
+	return ret < 0 ? ret : (int)st->active;
+}
+
+int tmo_loop_run(struct tmo_loop *loop, enum tmo_run_mode mode)
+{
+	return run(loop, mode, TMO_NEVER);
+}
+
+int tmo_loop_run_until(struct tmo_loop *loop, int64_t deadline)
+{
+	if (deadline < 0)
+		return -EINVAL;
+	return run(loop, TMO_RUN_DEFAULT, deadline);
+}

@@ -1,0 +1,565 @@
+/*
+ * Operations: preparing, starting, cancelling, and turning the kernel's completions into
+ * exactly one callback per start.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+_Static_assert(sizeof(struct tmo__kernel_timespec) == sizeof(struct __kernel_timespec),
+	       "struct tmo__kernel_timespec must match the kernel's layout");
+_Static_assert(offsetof(struct tmo__kernel_timespec, tv_nsec) ==
+		       offsetof(struct __kernel_timespec, tv_nsec),
+	       "struct tmo__kernel_timespec must match the kernel's layout");
+_Static_assert(_Alignof(struct tmo_op) >= TMO__TAG_MASK + 1,
+	       "op addresses need free low bits for user_data tags");
+
+static const uint8_t kind_opcode[TMO__KIND_COUNT_] = {
+	[TMO__KIND_NOP] = IORING_OP_NOP,
+	[TMO__KIND_SLEEP] = IORING_OP_TIMEOUT,
+	[TMO__KIND_READ] = IORING_OP_READ,
+	[TMO__KIND_WRITE] = IORING_OP_WRITE,
+	[TMO__KIND_RECV] = IORING_OP_RECV,
+	[TMO__KIND_SEND] = IORING_OP_SEND,
+	[TMO__KIND_ACCEPT] = IORING_OP_ACCEPT,
+	[TMO__KIND_CONNECT] = IORING_OP_CONNECT,
+	[TMO__KIND_POLL] = IORING_OP_POLL_ADD,
+	[TMO__KIND_OPENAT] = IORING_OP_OPENAT,
+};
+
+/* Flags that survive from one start of an op to the next: its description. */
+#define KEEP_ON_RELEASE TMO__F_PREPARED
+
+void tmo__queue_push(struct tmo__op_queue *queue, struct tmo_op *op)
+{
+	op->_next = NULL;
+	if (queue->tail)
+		queue->tail->_next = op;
+	else
+		queue->head = op;
+	queue->tail = op;
+}
+
+struct tmo_op *tmo__queue_pop(struct tmo__op_queue *queue)
+{
+	struct tmo_op *op = queue->head;
+
+	if (op) {
+		queue->head = op->_next;
+		if (!queue->head)
+			queue->tail = NULL;
+		op->_next = NULL;
+	}
+	return op;
+}
+
+static void enqueue_pending(struct tmo__loop_state *st, struct tmo_op *op)
+{
+	op->_flags |= TMO__F_QUEUED;
+	tmo__queue_push(&st->pending, op);
+}
+
+bool tmo__op_deadline_less(const struct tmo__heap_node *a, const struct tmo__heap_node *b)
+{
+	const struct tmo_op *x = tmo__op_of_heap_node((struct tmo__heap_node *)a);
+	const struct tmo_op *y = tmo__op_of_heap_node((struct tmo__heap_node *)b);
+
+	return x->_deadline < y->_deadline;
+}
+
+/* ---- preparation ------------------------------------------------------------------------- */
+
+static void prep(struct tmo_op *op, enum tmo__kind kind, int fd)
+{
+	void *data = op->data;
+
+	memset(op, 0, sizeof(*op));
+	op->data = data;
+	op->_kind = (uint8_t)kind;
+	op->_fd = fd;
+	op->_deadline = TMO_NEVER;
+	op->_flags = TMO__F_PREPARED;
+}
+
+void tmo_prep_nop(struct tmo_op *op)
+{
+	prep(op, TMO__KIND_NOP, 0);
+}
+
+void tmo_prep_sleep(struct tmo_op *op, int64_t wake_at)
+{
+	prep(op, TMO__KIND_SLEEP, 0);
+	op->_args.sleep.wake_at = wake_at;
+}
+
+static void prep_io(struct tmo_op *op, enum tmo__kind kind, int fd, const void *buf,
+		    uint32_t len, uint64_t offset, int msg_flags)
+{
+	prep(op, kind, fd);
+	op->_args.io.buf = (void *)buf;
+	op->_args.io.len = len;
+	op->_args.io.offset = offset;
+	op->_args.io.msg_flags = msg_flags;
+}
+
+void tmo_prep_read(struct tmo_op *op, int fd, void *buf, uint32_t len, uint64_t offset)
+{
+	prep_io(op, TMO__KIND_READ, fd, buf, len, offset, 0);
+}
+
+void tmo_prep_write(struct tmo_op *op, int fd, const void *buf, uint32_t len, uint64_t offset)
+{
+	prep_io(op, TMO__KIND_WRITE, fd, buf, len, offset, 0);
+}
+
+void tmo_prep_recv(struct tmo_op *op, int fd, void *buf, uint32_t len, int msg_flags)
+{
+	prep_io(op, TMO__KIND_RECV, fd, buf, len, 0, msg_flags);
+}
+
+void tmo_prep_send(struct tmo_op *op, int fd, const void *buf, uint32_t len, int msg_flags)
+{
+	prep_io(op, TMO__KIND_SEND, fd, buf, len, 0, msg_flags | MSG_NOSIGNAL);
+}
+
+void tmo_prep_accept(struct tmo_op *op, int fd, struct sockaddr *addr, socklen_t *addrlen,
+		     int flags)
+{
+	prep(op, TMO__KIND_ACCEPT, fd);
+	op->_args.accept.addr = addr;
+	op->_args.accept.addrlen = addrlen;
+	op->_args.accept.flags = flags;
+}
+
+void tmo_prep_connect(struct tmo_op *op, int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+	prep(op, TMO__KIND_CONNECT, fd);
+	op->_args.connect.addr = addr;
+	op->_args.connect.addrlen = addrlen;
+}
+
+void tmo_prep_poll(struct tmo_op *op, int fd, uint32_t events)
+{
+	prep(op, TMO__KIND_POLL, fd);
+	op->_args.poll_events = events;
+}
+
+void tmo_prep_openat(struct tmo_op *op, int dirfd, const char *path, int flags, mode_t mode)
+{
+	prep(op, TMO__KIND_OPENAT, dirfd);
+	op->_args.open.path = path;
+	op->_args.open.flags = flags;
+	op->_args.open.mode = mode;
+	op->_user_flags = TMO_OP_BLOCKING;
+}
+
+static int check_settable(const struct tmo_op *op)
+{
+	if (!op || !(op->_flags & TMO__F_PREPARED) || op->_kind == TMO__KIND_NONE ||
+	    op->_kind >= TMO__KIND_COUNT_)
+		return -EINVAL;
+	if (op->_flags & TMO__F_ACTIVE)
+		return -EBUSY;
+	return 0;
+}
+
+int tmo_op_set_flags(struct tmo_op *op, unsigned flags)
+{
+	int ret = check_settable(op);
+
+	if (ret)
+		return ret;
+	if (flags & ~(unsigned)TMO_OP_BLOCKING)
+		return -EINVAL;
+	/* openat is always blocking: the flag cannot be taken away from it. */
+	if (op->_kind == TMO__KIND_OPENAT)
+		flags |= TMO_OP_BLOCKING;
+	op->_user_flags = (uint8_t)flags;
+	return 0;
+}
+
+int tmo_op_set_release(struct tmo_op *op, tmo_op_release_cb release)
+{
+	int ret = check_settable(op);
+
+	if (ret)
+		return ret;
+	op->_release = release;
+	return 0;
+}
+
+bool tmo_op_busy(const struct tmo_op *op)
+{
+	return op && (op->_flags & TMO__F_ACTIVE);
+}
+
+int64_t tmo_op_deadline(const struct tmo_op *op)
+{
+	return op && (op->_flags & TMO__F_ACTIVE) ? op->_deadline : TMO_NEVER;
+}
+
+/* ---- submission -------------------------------------------------------------------------- */
+
+static void set_timespec(struct tmo__kernel_timespec *ts, int64_t when)
+{
+	ts->tv_sec = when / TMO_NSEC_PER_SEC;
+	ts->tv_nsec = when % TMO_NSEC_PER_SEC;
+}
+
+static void prep_sqe(struct io_uring_sqe *sqe, struct tmo_op *op)
+{
+	switch ((enum tmo__kind)op->_kind) {
+	case TMO__KIND_NOP:
+		io_uring_prep_nop(sqe);
+		break;
+	case TMO__KIND_SLEEP: {
+		/* One plain timeout at the earlier of wake-up and deadline; the CQE handler tells
+		 * which one it was. */
+		int64_t when = op->_args.sleep.wake_at < op->_deadline ? op->_args.sleep.wake_at
+								       : op->_deadline;
+		set_timespec(&op->_ts, when);
+		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&op->_ts, 0,
+				      IORING_TIMEOUT_ABS);
+		break;
+	}
+	case TMO__KIND_READ:
+		io_uring_prep_read(sqe, op->_fd, op->_args.io.buf, op->_args.io.len,
+				   op->_args.io.offset);
+		break;
+	case TMO__KIND_WRITE:
+		io_uring_prep_write(sqe, op->_fd, op->_args.io.buf, op->_args.io.len,
+				    op->_args.io.offset);
+		break;
+	case TMO__KIND_RECV:
+		io_uring_prep_recv(sqe, op->_fd, op->_args.io.buf, op->_args.io.len,
+				   op->_args.io.msg_flags);
+		break;
+	case TMO__KIND_SEND:
+		io_uring_prep_send(sqe, op->_fd, op->_args.io.buf, op->_args.io.len,
+				   op->_args.io.msg_flags);
+		break;
+	case TMO__KIND_ACCEPT:
+		io_uring_prep_accept(sqe, op->_fd, op->_args.accept.addr, op->_args.accept.addrlen,
+				     op->_args.accept.flags);
+		break;
+	case TMO__KIND_CONNECT:
+		io_uring_prep_connect(sqe, op->_fd, op->_args.connect.addr,
+				      op->_args.connect.addrlen);
+		break;
+	case TMO__KIND_POLL:
+		io_uring_prep_poll_add(sqe, op->_fd, op->_args.poll_events);
+		break;
+	case TMO__KIND_OPENAT:
+		io_uring_prep_openat(sqe, op->_fd, op->_args.open.path, op->_args.open.flags,
+				     op->_args.open.mode);
+		break;
+	case TMO__KIND_NONE:
+	case TMO__KIND_COUNT_:
+		break;
+	}
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TMO__TAG_OP);
+}
+
+/*
+ * Hands the op to the kernel. Which way its deadline is kept is decided here, and only here:
+ * a linked timeout for requests the kernel can interrupt, the loop's heap (with an explicit
+ * cancel at expiry) for requests that may block in io-wq, the request itself for a sleep.
+ * Returns false if no SQE could be had; nothing has changed then.
+ */
+static bool submit(struct tmo__loop_state *st, struct tmo_op *op)
+{
+	bool has_deadline = op->_deadline != TMO_NEVER;
+	bool blocking = op->_user_flags & TMO_OP_BLOCKING;
+	bool linked = has_deadline && !blocking && op->_kind != TMO__KIND_SLEEP;
+	struct io_uring_sqe *sqe = tmo__get_sqes(st, linked ? 2 : 1);
+
+	if (!sqe)
+		return false;
+	prep_sqe(sqe, op);
+	if (linked) {
+		sqe->flags |= IOSQE_IO_LINK;
+		/* tmo__get_sqes(st, 2) left room for the second SQE right behind the first. */
+		struct io_uring_sqe *lt = io_uring_get_sqe(&st->ring);
+
+		set_timespec(&op->_ts, op->_deadline);
+		io_uring_prep_link_timeout(lt, (struct __kernel_timespec *)&op->_ts,
+					   IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(lt, (uint64_t)(uintptr_t)op | TMO__TAG_LINK_TIMEOUT);
+		if (tmo__has(st, TMO_FEAT_CQE_SKIP))
+			lt->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		op->_flags |= TMO__F_LINKED;
+	} else if (has_deadline && blocking) {
+		tmo__heap_insert(&st->deadlines, &op->_heap);
+		op->_flags |= TMO__F_IN_HEAP;
+	}
+	op->_flags |= TMO__F_KERNEL;
+	return true;
+}
+
+static bool send_cancel(struct tmo__loop_state *st, struct tmo_op *op)
+{
+	struct io_uring_sqe *sqe = tmo__get_sqes(st, 1);
+
+	if (!sqe)
+		return false;
+	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | TMO__TAG_OP, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TMO__TAG_CANCEL);
+	op->_flags &= ~TMO__F_CANCEL_UNSENT;
+	return true;
+}
+
+static int check_args(const struct tmo__loop_state *st, const struct tmo_op *op)
+{
+	switch ((enum tmo__kind)op->_kind) {
+	case TMO__KIND_NOP:
+		break;
+	case TMO__KIND_SLEEP:
+		if (op->_args.sleep.wake_at < 0)
+			return -EINVAL;
+		break;
+	case TMO__KIND_READ:
+	case TMO__KIND_WRITE:
+	case TMO__KIND_RECV:
+	case TMO__KIND_SEND:
+		if (op->_fd < 0)
+			return -EBADF;
+		if (!op->_args.io.buf && op->_args.io.len)
+			return -EINVAL;
+		break;
+	case TMO__KIND_ACCEPT:
+		if (op->_fd < 0)
+			return -EBADF;
+		if (op->_args.accept.addr && !op->_args.accept.addrlen)
+			return -EINVAL;
+		break;
+	case TMO__KIND_CONNECT:
+		if (op->_fd < 0)
+			return -EBADF;
+		if (!op->_args.connect.addr)
+			return -EINVAL;
+		break;
+	case TMO__KIND_POLL:
+		if (op->_fd < 0)
+			return -EBADF;
+		break;
+	case TMO__KIND_OPENAT:
+		if (op->_fd < 0 && op->_fd != AT_FDCWD)
+			return -EBADF;
+		if (!op->_args.open.path)
+			return -EINVAL;
+		break;
+	case TMO__KIND_NONE:
+	case TMO__KIND_COUNT_:
+		return -EINVAL;
+	}
+	uint8_t opcode = kind_opcode[op->_kind];
+	if (!(st->opcodes & (UINT64_C(1) << opcode)))
+		return -ENOTSUP;
+	return 0;
+}
+
+int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, tmo_op_cb cb)
+{
+	if (!loop || !loop->_state || !op || !cb || deadline < 0)
+		return -EINVAL;
+	if (!(op->_flags & TMO__F_PREPARED) || op->_kind == TMO__KIND_NONE ||
+	    op->_kind >= TMO__KIND_COUNT_)
+		return -EINVAL;
+	if (op->_flags & TMO__F_ACTIVE)
+		return -EBUSY;
+	struct tmo__loop_state *st = tmo__state(loop);
+	int ret = check_args(st, op);
+	if (ret)
+		return ret;
+
+	op->_loop = loop;
+	op->_cb = cb;
+	op->_deadline = deadline;
+	op->_res = 0;
+	op->_flags = TMO__F_PREPARED | TMO__F_ACTIVE;
+	st->active++;
+	st->stats.started++;
+
+	/* A deadline that has already passed starts nothing; the callback must still come from
+	 * the loop, never from inside this call. */
+	if (deadline != TMO_NEVER && deadline <= tmo_now()) {
+		op->_res = -ETIME;
+		op->_flags |= TMO__F_DECIDED;
+		enqueue_pending(st, op);
+		return 0;
+	}
+	if (!submit(st, op))
+		enqueue_pending(st, op);
+	return 0;
+}
+
+int tmo_op_cancel(struct tmo_op *op)
+{
+	if (!op)
+		return -EINVAL;
+	if (!(op->_flags & TMO__F_ACTIVE))
+		return -ENOENT;
+	if (op->_flags & (TMO__F_REPORTED | TMO__F_DECIDED | TMO__F_CANCEL | TMO__F_EXPIRED))
+		return -EALREADY;
+	/* Once the deadline has passed the kernel has cancelled (or is cancelling) the request
+	 * for it: the outcome is the timeout, not the caller's cancel. */
+	if (op->_deadline != TMO_NEVER && op->_deadline <= tmo_now())
+		return -EALREADY;
+
+	struct tmo__loop_state *st = tmo__state(op->_loop);
+	op->_flags |= TMO__F_CANCEL;
+	if (!(op->_flags & TMO__F_KERNEL))
+		return 0; /* still on the pending queue: it will complete without starting */
+
+	/* An io-wq request may take long to let go even when interrupted; the caller hears of
+	 * the cancel at once (from the loop) and the release callback follows. */
+	if (op->_user_flags & TMO_OP_BLOCKING) {
+		op->_flags |= TMO__F_CANCEL_UNSENT;
+		if (!(op->_flags & TMO__F_QUEUED))
+			enqueue_pending(st, op);
+		return 0;
+	}
+	if (!send_cancel(st, op)) {
+		op->_flags |= TMO__F_CANCEL_UNSENT;
+		if (!(op->_flags & TMO__F_QUEUED))
+			enqueue_pending(st, op);
+	}
+	return 0;
+}
+
+/* ---- completion -------------------------------------------------------------------------- */
+
+/* Delivers the outcome `res` to the caller: exactly once per start. */
+static void deliver(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
+{
+	tmo_op_cb cb = op->_cb;
+
+	st->stats.completed++;
+	if (res == -ETIME)
+		st->stats.timed_out++;
+	else if (res == -ECANCELED)
+		st->stats.cancelled++;
+
+	if (op->_flags & TMO__F_KERNEL) {
+		/* The kernel still holds the request: the op stays active until it lets go. */
+		op->_flags |= TMO__F_REPORTED;
+		st->stats.abandoned++;
+		cb(op, res);
+		return;
+	}
+	/* Released before the callback, so the callback may restart or free the op. */
+	op->_flags &= KEEP_ON_RELEASE;
+	st->active--;
+	cb(op, res);
+}
+
+/* The kernel let go of an op whose outcome the caller already has. */
+static void release_late(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
+{
+	tmo_op_release_cb release = op->_release;
+	bool returns_fd = op->_kind == TMO__KIND_OPENAT || op->_kind == TMO__KIND_ACCEPT;
+
+	op->_flags &= KEEP_ON_RELEASE;
+	st->active--;
+	if (release) {
+		release(op, res);
+	} else if (returns_fd && res >= 0) {
+		/* Nobody will ever see this fd: close it rather than leak it. */
+		close(res);
+		st->stats.late_closed++;
+	}
+}
+
+/* Turns the kernel's result into the caller's outcome. */
+static int32_t outcome(const struct tmo_op *op, int32_t res)
+{
+	/* -ERESTARTSYS and its kin (-512..-516) leak out of interrupted io-wq requests. */
+	if (res <= -512 && res >= -516)
+		res = -EINTR;
+	if (op->_kind == TMO__KIND_SLEEP && res == -ETIME)
+		return op->_args.sleep.wake_at <= op->_deadline ? 0 : -ETIME;
+	if (res != -ECANCELED && res != -EINTR)
+		return res;
+	if (op->_flags & TMO__F_CANCEL)
+		return -ECANCELED;
+	if (op->_flags & TMO__F_EXPIRED)
+		return -ETIME;
+	if (op->_flags & TMO__F_LINKED) {
+		/* Only the linked timeout cancels a linked request that the caller did not. An
+		 * io-wq read it interrupted says -EINTR; a signal could too, so check the clock. */
+		if (res == -ECANCELED || tmo_now() >= op->_deadline)
+			return -ETIME;
+	}
+	return res;
+}
+
+void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
+{
+	if (op->_flags & TMO__F_REPORTED) {
+		release_late(st, op, res);
+		return;
+	}
+	if (op->_flags & TMO__F_IN_HEAP) {
+		tmo__heap_remove(&st->deadlines, &op->_heap);
+		op->_flags &= ~TMO__F_IN_HEAP;
+	}
+	op->_flags &= ~(TMO__F_KERNEL | TMO__F_CANCEL_UNSENT);
+	res = outcome(op, res);
+	if (op->_flags & TMO__F_QUEUED) {
+		/* Linked on the pending queue: let the queue deliver it, in order. */
+		op->_res = res;
+		op->_flags |= TMO__F_DECIDED;
+		return;
+	}
+	deliver(st, op, res);
+}
+
+void tmo__op_on_expired(struct tmo__loop_state *st, struct tmo_op *op)
+{
+	op->_flags &= ~TMO__F_IN_HEAP;
+	op->_flags |= TMO__F_EXPIRED | TMO__F_CANCEL_UNSENT;
+	if (!(op->_flags & TMO__F_QUEUED))
+		enqueue_pending(st, op);
+}
+
+bool tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op)
+{
+	op->_flags &= ~TMO__F_QUEUED;
+
+	if (op->_flags & TMO__F_KERNEL) {
+		if ((op->_flags & TMO__F_CANCEL_UNSENT) && !send_cancel(st, op)) {
+			enqueue_pending(st, op);
+			return false;
+		}
+		/* An io-wq request the caller hears about now; the kernel lets go later. */
+		if ((op->_user_flags & TMO_OP_BLOCKING) && !(op->_flags & TMO__F_REPORTED)) {
+			if (op->_flags & TMO__F_IN_HEAP) {
+				tmo__heap_remove(&st->deadlines, &op->_heap);
+				op->_flags &= ~TMO__F_IN_HEAP;
+			}
+			deliver(st, op, op->_flags & TMO__F_CANCEL ? -ECANCELED : -ETIME);
+		}
+		return true;
+	}
+	if (op->_flags & TMO__F_DECIDED) {
+		deliver(st, op, op->_res);
+		return true;
+	}
+	if (op->_flags & TMO__F_CANCEL) {
+		deliver(st, op, -ECANCELED);
+		return true;
+	}
+	if (op->_deadline != TMO_NEVER && op->_deadline <= tmo_now()) {
+		deliver(st, op, -ETIME);
+		return true;
+	}
+	if (!submit(st, op)) {
+		enqueue_pending(st, op);
+		return false;
+	}
+	return true;
+}

@@ -1,0 +1,50 @@
+/* Shared by the test programs: cmocka, timing assertions, pipes, a loop per test. */
+#ifndef TMO_TESTS_HELPERS_H
+#define TMO_TESTS_HELPERS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "tmo/tmo.h"
+
+/*
+ * How late a deadline may be seen and still pass. Generous because CI machines are shared
+ * and noisy; "never early" is asserted exactly, without tolerance. TMO_TEST_TOLERANCE_MS in
+ * the environment overrides it.
+ */
+int64_t test_tolerance_ns(void);
+
+/* Asserts deadline <= seen <= deadline + tolerance, printing both sides on failure. */
+#define assert_on_time(seen, deadline) test_assert_on_time((seen), (deadline), __FILE__, __LINE__)
+void test_assert_on_time(int64_t seen, int64_t deadline, const char *file, int line);
+
+/* A loop for one test (cmocka setup/teardown); teardown fails the test if ops are left. */
+int test_loop_setup(void **state);
+int test_loop_teardown(void **state);
+
+/* pipe2(O_CLOEXEC | O_NONBLOCK on neither end), asserting success. */
+void test_pipe(int fds[2]);
+/* socketpair(AF_UNIX, SOCK_STREAM), asserting success. */
+void test_socketpair(int fds[2]);
+/* Writes all of buf, asserting success. */
+void test_write_all(int fd, const void *buf, size_t len);
+/* Bytes readable now on fd (FIONREAD). */
+int test_readable(int fd);
+
+/* Sleeps `ms` milliseconds in the calling thread, whatever signals arrive. */
+void test_sleep_ms(int64_t ms);
+
+/* Records the outcome of an op: a generic callback target. */
+struct test_result {
+	struct tmo_op op;
+	int32_t res;
+	int calls;
+	int64_t seen_at;
+};
+void test_record(struct tmo_op *op, int32_t res);
+
+#endif
