@@ -31,8 +31,11 @@ TMO_BEGIN_DECLS
  * TMO_MODE_LOW_LATENCY: IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN. Completion
  *   work runs only when the loop thread enters the kernel, which lowers tail latency under load
  *   (p99 lateness measured 85 us against 794 us at 30,000 timers/s) but means nothing is
- *   cancelled while the loop thread is stuck: a read may consume data that arrived after its
- *   deadline. The loop must be run on the thread that initialised it.
+ *   cancelled while the loop thread is stuck: an expired request stays in flight, holding its
+ *   buffer, socket and kernel memory, until the loop runs again. (Measured on Linux 6.18: the
+ *   expired timer's work then runs before later wake-ups, so a read still times out and bytes
+ *   that arrived during the stall stay for the next read.) The loop must be run on the thread
+ *   that initialised it.
  */
 enum tmo_loop_mode {
 	TMO_MODE_DEFAULT = 0,
