@@ -1,0 +1,331 @@
+/*
+ * Benchmark workloads (see workloads.h): what a server does with tmo, reduced to the part
+ * whose cost the deadline changes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <tmo/tmo.h>
+
+#include "workloads.h"
+
+/* The smallest power of two >= n, clamped to what struct tmo_loop_options accepts. */
+static uint32_t ring_size(uint64_t n)
+{
+	uint32_t size = 64;
+
+	while (size < n && size < 32768)
+		size <<= 1;
+	return size;
+}
+
+/*
+ * The deadline for an op started now. Computed per start, as a server computes one per
+ * request, so the clock read is part of the measured cost of having a deadline.
+ */
+static int64_t deadline_for(bool deadline)
+{
+	return deadline ? tmo_deadline_in_ns(WL_DEADLINE_NS) : TMO_NEVER;
+}
+
+/* ---- Nop --------------------------------------------------------------------------------- */
+
+struct wl_nop {
+	struct tmo_loop loop;
+	bool deadline;
+	uint32_t batch;
+	int error;          /* first unexpected result seen by a callback */
+	struct tmo_op ops[];
+};
+
+static void on_nop(struct tmo_op *op, int32_t res)
+{
+	struct wl_nop *wl = op->data;
+
+	if (res != 0 && !wl->error)
+		wl->error = res < 0 ? res : -EPROTO;
+}
+
+int wl_nop_create(struct wl_nop **out, bool deadline, uint32_t batch)
+{
+	if (!out || !batch)
+		return -EINVAL;
+	struct wl_nop *wl = calloc(1, sizeof(*wl) + batch * sizeof(wl->ops[0]));
+	if (!wl)
+		return -ENOMEM;
+	wl->deadline = deadline;
+	wl->batch = batch;
+
+	/* Two SQEs per op with a deadline (the op and its linked timeout): a whole batch fits
+	 * without tmo having to flush a full submission queue halfway. */
+	struct tmo_loop_options options = { .ring_entries = ring_size(2 * (uint64_t)batch) };
+	int ret = tmo_loop_init(&wl->loop, &options);
+	if (ret < 0) {
+		free(wl);
+		return ret;
+	}
+	for (uint32_t i = 0; i < batch; i++)
+		wl->ops[i].data = wl;
+	*out = wl;
+	return 0;
+}
+
+int wl_nop_run(struct wl_nop *wl, uint64_t items)
+{
+	while (items) {
+		uint32_t n = items < wl->batch ? (uint32_t)items : wl->batch;
+		int ret = 0;
+
+		for (uint32_t i = 0; i < n && !ret; i++) {
+			tmo_prep_nop(&wl->ops[i]);
+			ret = tmo_op_start(&wl->loop, &wl->ops[i], deadline_for(wl->deadline), on_nop);
+		}
+		/* Run even after a failed start: the ops already started must finish before the
+		 * loop can be closed. TMO_RUN_DEFAULT returns once no op is active. */
+		int run = tmo_loop_run(&wl->loop, TMO_RUN_DEFAULT);
+		if (ret < 0)
+			return ret;
+		if (run < 0)
+			return run;
+		if (run > 0)
+			return -EPROTO; /* TMO_RUN_DEFAULT is documented to return with nothing active */
+		if (wl->error)
+			return wl->error;
+		items -= n;
+	}
+	return 0;
+}
+
+int wl_nop_stats(const struct wl_nop *wl, struct tmo_loop_stats *stats)
+{
+	return tmo_loop_get_stats(&wl->loop, stats);
+}
+
+void wl_nop_destroy(struct wl_nop *wl)
+{
+	if (!wl)
+		return;
+	/* Nothing is active between runs, unless a run failed with the ring broken; then the
+	 * loop cannot be closed and its memory is left behind. */
+	if (tmo_loop_close(&wl->loop) < 0)
+		return;
+	free(wl);
+}
+
+/* ---- PingPong ---------------------------------------------------------------------------- */
+
+/*
+ * One end of a flow. Side A (`replier` false) sends 0, 1, 2, ...; side B echoes each byte
+ * back. Each side checks that the byte it receives is the one it expects next, which catches
+ * lost, duplicated and reordered messages at the cost of one comparison.
+ */
+struct wl_side {
+	struct wl_pingpong *wl;
+	int fd;
+	bool replier;
+	bool send_wanted;   /* a byte is due while the previous send's callback is still pending */
+	uint8_t expect;     /* the value the next received byte must have */
+	uint8_t in;         /* recv buffer */
+	uint8_t out;        /* send buffer */
+	struct tmo_op recv;
+	struct tmo_op send;
+};
+
+struct wl_flow {
+	struct wl_side side[2];
+};
+
+struct wl_pingpong {
+	struct tmo_loop loop;
+	uint32_t flows;
+	bool deadline;
+	bool stopping;      /* set by destroy: callbacks no longer re-arm or check */
+	int error;          /* first failure seen by a callback */
+	uint64_t received;  /* messages received since create */
+	uint64_t target;    /* sum of the items asked of every wl_pingpong_run call */
+	struct wl_flow flow[];
+};
+
+static void on_recv(struct tmo_op *op, int32_t res);
+static void on_send(struct tmo_op *op, int32_t res);
+
+static void fail(struct wl_pingpong *wl, int err)
+{
+	if (!wl->error)
+		wl->error = err;
+}
+
+static int arm_recv(struct wl_side *s)
+{
+	tmo_prep_recv(&s->recv, s->fd, &s->in, 1, 0);
+	return tmo_op_start(&s->wl->loop, &s->recv, deadline_for(s->wl->deadline), on_recv);
+}
+
+static int send_byte(struct wl_side *s)
+{
+	/*
+	 * The previous send from this side went out one round trip ago, but its completion may
+	 * not have been reaped yet (it can sit behind the peer's reply in the same batch of
+	 * completions). Then the op is still ours to leave alone: send from its callback.
+	 */
+	if (tmo_op_busy(&s->send)) {
+		s->send_wanted = true;
+		return 0;
+	}
+	tmo_prep_send(&s->send, s->fd, &s->out, 1, 0);
+	return tmo_op_start(&s->wl->loop, &s->send, TMO_NEVER, on_send);
+}
+
+static void on_recv(struct tmo_op *op, int32_t res)
+{
+	struct wl_side *s = op->data;
+	struct wl_pingpong *wl = s->wl;
+
+	if (wl->stopping)
+		return;
+	if (res != 1) {
+		/* 0 would be the peer closing; -ETIME a deadline that should never fire. */
+		fail(wl, res < 0 ? res : -EPROTO);
+		return;
+	}
+	if (s->in != s->expect) {
+		fail(wl, -EBADMSG);
+		return;
+	}
+	s->expect++;
+	wl->received++;
+	s->out = s->replier ? s->in : s->expect;
+
+	/* Re-arm before answering, as a server would: the next message from the peer can only
+	 * follow the answer. Both are queued now and submitted together when the loop runs. */
+	int ret = arm_recv(s);
+	if (!ret)
+		ret = send_byte(s);
+	if (ret < 0)
+		fail(wl, ret);
+}
+
+static void on_send(struct tmo_op *op, int32_t res)
+{
+	struct wl_side *s = op->data;
+	struct wl_pingpong *wl = s->wl;
+
+	if (wl->stopping)
+		return;
+	if (res != 1) {
+		fail(wl, res < 0 ? res : -EPROTO);
+		return;
+	}
+	if (s->send_wanted) {
+		s->send_wanted = false;
+		int ret = send_byte(s);
+		if (ret < 0)
+			fail(wl, ret);
+	}
+}
+
+int wl_pingpong_create(struct wl_pingpong **out, uint32_t flows, bool deadline)
+{
+	if (!out || !flows)
+		return -EINVAL;
+	struct wl_pingpong *wl = calloc(1, sizeof(*wl) + flows * sizeof(wl->flow[0]));
+	if (!wl)
+		return -ENOMEM;
+	wl->flows = flows;
+	wl->deadline = deadline;
+	for (uint32_t i = 0; i < flows; i++) {
+		for (int j = 0; j < 2; j++) {
+			struct wl_side *s = &wl->flow[i].side[j];
+
+			s->wl = wl;
+			s->fd = -1;
+			s->replier = j == 1;
+			s->recv.data = s;
+			s->send.data = s;
+		}
+	}
+
+	/*
+	 * In one loop iteration every flow may complete a recv, and each such callback queues a
+	 * recv with its linked timeout and a send: 3 SQEs. Room for 4 per flow keeps tmo from
+	 * flushing a full submission queue in the middle of a batch (e.g. 1024 for 256 flows).
+	 */
+	struct tmo_loop_options options = { .ring_entries = ring_size(4 * (uint64_t)flows) };
+	int ret = tmo_loop_init(&wl->loop, &options);
+	if (ret < 0) {
+		free(wl);
+		return ret;
+	}
+
+	for (uint32_t i = 0; i < flows && !ret; i++) {
+		struct wl_flow *f = &wl->flow[i];
+		int fds[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) {
+			ret = -errno;
+			break;
+		}
+		f->side[0].fd = fds[0];
+		f->side[1].fd = fds[1];
+		/* Both recvs are pending before the first byte leaves. */
+		ret = arm_recv(&f->side[1]);
+		if (!ret)
+			ret = arm_recv(&f->side[0]);
+		if (!ret)
+			ret = send_byte(&f->side[0]); /* out and expect are 0: A sends 0 */
+	}
+	if (ret < 0) {
+		wl_pingpong_destroy(wl);
+		return ret;
+	}
+	*out = wl;
+	return 0;
+}
+
+int wl_pingpong_run(struct wl_pingpong *wl, uint64_t items)
+{
+	wl->target += items;
+	while (wl->received < wl->target && !wl->error) {
+		int ret = tmo_loop_run(&wl->loop, TMO_RUN_ONCE);
+
+		if (ret < 0)
+			return ret;
+		if (ret == 0 && !wl->error)
+			return -EPROTO; /* every flow stopped without saying why: cannot happen */
+	}
+	return wl->error;
+}
+
+int wl_pingpong_stats(const struct wl_pingpong *wl, struct tmo_loop_stats *stats)
+{
+	return tmo_loop_get_stats(&wl->loop, stats);
+}
+
+void wl_pingpong_destroy(struct wl_pingpong *wl)
+{
+	if (!wl)
+		return;
+	/* Cancel every pending recv and let the sends finish; the callbacks see `stopping`
+	 * and start nothing new. -ENOENT from an inactive op is harmless. */
+	wl->stopping = true;
+	for (uint32_t i = 0; i < wl->flows; i++) {
+		tmo_op_cancel(&wl->flow[i].side[0].recv);
+		tmo_op_cancel(&wl->flow[i].side[1].recv);
+	}
+	int ret = 0;
+	while (ret >= 0 && tmo_loop_active(&wl->loop))
+		ret = tmo_loop_run(&wl->loop, TMO_RUN_DEFAULT);
+	/* If the ring failed, ops the kernel may still write to are left with their memory. */
+	bool closed = tmo_loop_close(&wl->loop) == 0;
+
+	for (uint32_t i = 0; i < wl->flows; i++) {
+		for (int j = 0; j < 2; j++) {
+			if (wl->flow[i].side[j].fd >= 0)
+				close(wl->flow[i].side[j].fd);
+		}
+	}
+	if (closed)
+		free(wl);
+}
