@@ -1,5 +1,6 @@
-// tmo_bench: what a deadline costs. Each benchmark runs a workload from workloads.c with and
-// without deadlines (the last argument, 0 or 1); scripts/bench turns the pairs into the
+// tmo_bench: what a deadline costs. Each benchmark runs a workload from workloads.c without
+// deadlines (last argument 0), with deadlines kept by linked timeouts (1, the default), and
+// with deadlines kept by the loop (2, TMO_DEADLINES_LOOP); scripts/bench turns them into the
 // "deadline tax". Names: BM_Nop/<deadline>, BM_PingPong/<flows>/<deadline>.
 //
 // Contexts (ring, sockets, ops) are created and destroyed outside the timed loop. Real time is
@@ -43,7 +44,7 @@ void ReportLoopStats(benchmark::State &state, const tmo_loop_stats &before,
 
 void BM_Nop(benchmark::State &state)
 {
-	const bool deadline = state.range(0) != 0;
+	const auto deadline = wl_deadline(state.range(0));
 	wl_nop *wl = nullptr;
 
 	int ret = wl_nop_create(&wl, deadline, kNopBatch);
@@ -79,7 +80,7 @@ void BM_Nop(benchmark::State &state)
 void BM_PingPong(benchmark::State &state)
 {
 	const auto flows = uint32_t(state.range(0));
-	const bool deadline = state.range(1) != 0;
+	const auto deadline = wl_deadline(state.range(1));
 	wl_pingpong *wl = nullptr;
 
 	int ret = wl_pingpong_create(&wl, flows, deadline);
@@ -114,12 +115,9 @@ void BM_PingPong(benchmark::State &state)
 
 }  // namespace
 
-BENCHMARK(BM_Nop)->Arg(0)->Arg(1)->UseRealTime();
+BENCHMARK(BM_Nop)->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(BM_PingPong)
-	->Args({1, 0})
-	->Args({1, 1})
-	->Args({256, 0})
-	->Args({256, 1})
+	->ArgsProduct({{1, 256}, {0, 1, 2}})
 	->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -25,16 +25,25 @@ static uint32_t ring_size(uint64_t n)
  * The deadline for an op started now. Computed per start, as a server computes one per
  * request, so the clock read is part of the measured cost of having a deadline.
  */
-static int64_t deadline_for(bool deadline)
+static int64_t deadline_for(enum wl_deadline deadline)
 {
-	return deadline ? tmo_deadline_in_ns(WL_DEADLINE_NS) : TMO_NEVER;
+	return deadline != WL_DEADLINE_NONE ? tmo_deadline_in_ns(WL_DEADLINE_NS) : TMO_NEVER;
+}
+
+static struct tmo_loop_options options_for(uint64_t ring, enum wl_deadline deadline)
+{
+	struct tmo_loop_options options = {
+		.ring_entries = ring_size(ring),
+		.deadlines = deadline == WL_DEADLINE_LOOP ? TMO_DEADLINES_LOOP : TMO_DEADLINES_KERNEL,
+	};
+	return options;
 }
 
 /* ---- Nop --------------------------------------------------------------------------------- */
 
 struct wl_nop {
 	struct tmo_loop loop;
-	bool deadline;
+	enum wl_deadline deadline;
 	uint32_t batch;
 	int error;          /* first unexpected result seen by a callback */
 	struct tmo_op ops[];
@@ -48,7 +57,7 @@ static void on_nop(struct tmo_op *op, int32_t res)
 		wl->error = res < 0 ? res : -EPROTO;
 }
 
-int wl_nop_create(struct wl_nop **out, bool deadline, uint32_t batch)
+int wl_nop_create(struct wl_nop **out, enum wl_deadline deadline, uint32_t batch)
 {
 	if (!out || !batch)
 		return -EINVAL;
@@ -60,7 +69,7 @@ int wl_nop_create(struct wl_nop **out, bool deadline, uint32_t batch)
 
 	/* Two SQEs per op with a deadline (the op and its linked timeout): a whole batch fits
 	 * without tmo having to flush a full submission queue halfway. */
-	struct tmo_loop_options options = { .ring_entries = ring_size(2 * (uint64_t)batch) };
+	struct tmo_loop_options options = options_for(2 * (uint64_t)batch, deadline);
 	int ret = tmo_loop_init(&wl->loop, &options);
 	if (ret < 0) {
 		free(wl);
@@ -140,7 +149,7 @@ struct wl_flow {
 struct wl_pingpong {
 	struct tmo_loop loop;
 	uint32_t flows;
-	bool deadline;
+	enum wl_deadline deadline;
 	bool stopping;      /* set by destroy: callbacks no longer re-arm or check */
 	int error;          /* first failure seen by a callback */
 	uint64_t received;  /* messages received since create */
@@ -226,7 +235,7 @@ static void on_send(struct tmo_op *op, int32_t res)
 	}
 }
 
-int wl_pingpong_create(struct wl_pingpong **out, uint32_t flows, bool deadline)
+int wl_pingpong_create(struct wl_pingpong **out, uint32_t flows, enum wl_deadline deadline)
 {
 	if (!out || !flows)
 		return -EINVAL;
@@ -252,7 +261,7 @@ int wl_pingpong_create(struct wl_pingpong **out, uint32_t flows, bool deadline)
 	 * recv with its linked timeout and a send: 3 SQEs. Room for 4 per flow keeps tmo from
 	 * flushing a full submission queue in the middle of a batch (e.g. 1024 for 256 flows).
 	 */
-	struct tmo_loop_options options = { .ring_entries = ring_size(4 * (uint64_t)flows) };
+	struct tmo_loop_options options = options_for(4 * (uint64_t)flows, deadline);
 	int ret = tmo_loop_init(&wl->loop, &options);
 	if (ret < 0) {
 		free(wl);

@@ -83,6 +83,7 @@ struct tmo__loop_state {
 	uint32_t features;       /* bit n set: enum tmo_feature n */
 	uint32_t active;         /* ops started and not yet released */
 	enum tmo_loop_mode mode;
+	enum tmo_deadline_strategy deadline_strategy;
 	bool running;
 	bool stop;
 	struct tmo_loop_stats stats;

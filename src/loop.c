@@ -29,6 +29,8 @@ static int check_options(const struct tmo_loop_options *o, uint32_t *sq, uint32_
 		return -EINVAL;
 	if (o->mode != TMO_MODE_DEFAULT && o->mode != TMO_MODE_LOW_LATENCY)
 		return -EINVAL;
+	if (o->deadlines != TMO_DEADLINES_KERNEL && o->deadlines != TMO_DEADLINES_LOOP)
+		return -EINVAL;
 	return 0;
 }
 
@@ -112,6 +114,7 @@ int tmo_loop_init(struct tmo_loop *loop, const struct tmo_loop_options *options)
 	if (!st)
 		return -ENOMEM;
 	st->mode = options ? options->mode : TMO_MODE_DEFAULT;
+	st->deadline_strategy = options ? options->deadlines : TMO_DEADLINES_KERNEL;
 	tmo__heap_init(&st->deadlines, tmo__op_deadline_less);
 
 	ret = create_ring(st, sq, cq);

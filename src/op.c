@@ -266,15 +266,17 @@ static void prep_sqe(struct io_uring_sqe *sqe, struct tmo_op *op)
 
 /*
  * Hands the op to the kernel. Which way its deadline is kept is decided here, and only here:
- * a linked timeout for requests the kernel can interrupt, the loop's heap (with an explicit
- * cancel at expiry) for requests that may block in io-wq, the request itself for a sleep.
+ * the request itself for a sleep; a linked timeout for requests the kernel can interrupt
+ * (TMO_DEADLINES_KERNEL); otherwise the loop's heap, with an explicit cancel at expiry
+ * (requests that may block in io-wq, and every request under TMO_DEADLINES_LOOP).
  * Returns false if no SQE could be had; nothing has changed then.
  */
 static bool submit(struct tmo__loop_state *st, struct tmo_op *op)
 {
-	bool has_deadline = op->_deadline != TMO_NEVER;
+	bool has_deadline = op->_deadline != TMO_NEVER && op->_kind != TMO__KIND_SLEEP;
 	bool blocking = op->_user_flags & TMO_OP_BLOCKING;
-	bool linked = has_deadline && !blocking && op->_kind != TMO__KIND_SLEEP;
+	bool linked = has_deadline && !blocking &&
+		      st->deadline_strategy == TMO_DEADLINES_KERNEL;
 	struct io_uring_sqe *sqe = tmo__get_sqes(st, linked ? 2 : 1);
 
 	if (!sqe)
@@ -292,7 +294,7 @@ static bool submit(struct tmo__loop_state *st, struct tmo_op *op)
 		if (tmo__has(st, TMO_FEAT_CQE_SKIP))
 			lt->flags |= IOSQE_CQE_SKIP_SUCCESS;
 		op->_flags |= TMO__F_LINKED;
-	} else if (has_deadline && blocking) {
+	} else if (has_deadline) {
 		tmo__heap_insert(&st->deadlines, &op->_heap);
 		op->_flags |= TMO__F_IN_HEAP;
 	}

@@ -251,10 +251,10 @@ static void *write_later(void *arg)
  * A read with a 100 ms deadline; the loop thread then blocks for 1 s in a callback; a thread
  * writes one byte at 300 ms. Returns the read's result and how many bytes are left in the pipe.
  */
-static void stall_scenario(enum tmo_loop_mode mode, int32_t *read_res, int *left_in_pipe,
-			   int64_t *seen_late_by)
+static void stall_scenario(enum tmo_loop_mode mode, enum tmo_deadline_strategy deadlines,
+			   int32_t *read_res, int *left_in_pipe, int64_t *seen_late_by)
 {
-	struct tmo_loop_options opts = { .mode = mode };
+	struct tmo_loop_options opts = { .mode = mode, .deadlines = deadlines };
 	struct tmo_loop loop;
 	struct test_result r = { 0 };
 	struct stall s = { .ms = 1000 };
@@ -289,7 +289,7 @@ static void kernel_cancels_on_time_while_loop_thread_is_stuck(void **state)
 	int left;
 	int64_t late;
 
-	stall_scenario(TMO_MODE_DEFAULT, &res, &left, &late);
+	stall_scenario(TMO_MODE_DEFAULT, TMO_DEADLINES_KERNEL, &res, &left, &late);
 	/* The loop saw the timeout only after the 1 s stall... */
 	assert_int_equal(res, -ETIME);
 	assert_true(late >= 800 * MS);
@@ -309,7 +309,7 @@ static void low_latency_mode_cancels_only_when_the_loop_returns(void **state)
 	 * runs before the wake-up of the byte written at 300 ms, so the read still times out and
 	 * the byte stays; a kernel that ordered them the other way would deliver the byte to the
 	 * read. Either way nothing may be lost. */
-	stall_scenario(TMO_MODE_LOW_LATENCY, &res, &left, &late);
+	stall_scenario(TMO_MODE_LOW_LATENCY, TMO_DEADLINES_KERNEL, &res, &left, &late);
 	assert_true(late >= 800 * MS);
 	if (res == 1) {
 		assert_int_equal(left, 0);
@@ -318,6 +318,19 @@ static void low_latency_mode_cancels_only_when_the_loop_returns(void **state)
 		assert_int_equal(res, -ETIME);
 		assert_int_equal(left, 1);
 	}
+}
+
+static void loop_kept_deadlines_hold_only_while_the_loop_runs(void **state)
+{
+	int32_t res;
+	int left;
+	int64_t late;
+
+	/* TMO_DEADLINES_LOOP: nobody cancels the read during the stall, so the byte written at
+	 * 300 ms completes it; the loop then reports that result, not a timeout. Nothing lost. */
+	stall_scenario(TMO_MODE_DEFAULT, TMO_DEADLINES_LOOP, &res, &left, &late);
+	assert_int_equal(res, 1);
+	assert_int_equal(left, 0);
 }
 
 /* ---- requests the kernel cannot interrupt (io-wq) ------------------------------------------- */
@@ -446,31 +459,28 @@ static void blocking_flag_on_a_regular_file_read(void **state)
 
 int main(void)
 {
+/* Each timing test twice: deadlines kept by the kernel (default) and by the loop. */
+#define BOTH(f)                                                                          \
+	{ #f " [kernel]", f, test_loop_setup, test_loop_teardown, NULL },                \
+	{                                                                                \
+		#f " [loop]", f, test_loop_setup_loop_deadlines, test_loop_teardown, NULL \
+	}
+#define T(f) cmocka_unit_test_setup_teardown(f, test_loop_setup, test_loop_teardown)
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(read_times_out_never_early, test_loop_setup,
-						test_loop_teardown),
-		cmocka_unit_test_setup_teardown(op_that_finishes_first_is_undisturbed,
-						test_loop_setup, test_loop_teardown),
-		cmocka_unit_test_setup_teardown(thousand_staggered_deadlines_on_one_pipe,
-						test_loop_setup, test_loop_teardown),
-		cmocka_unit_test_setup_teardown(partial_recv_is_returned, test_loop_setup,
-						test_loop_teardown),
-		cmocka_unit_test_setup_teardown(bytes_after_the_deadline_stay_for_the_next_read,
-						test_loop_setup, test_loop_teardown),
-		cmocka_unit_test_setup_teardown(past_deadline_times_out_without_starting,
-						test_loop_setup, test_loop_teardown),
-		cmocka_unit_test_setup_teardown(sleep_ends_at_the_earlier_of_wake_and_deadline,
-						test_loop_setup, test_loop_teardown),
+		BOTH(read_times_out_never_early),
+		BOTH(op_that_finishes_first_is_undisturbed),
+		BOTH(thousand_staggered_deadlines_on_one_pipe),
+		BOTH(partial_recv_is_returned),
+		BOTH(bytes_after_the_deadline_stay_for_the_next_read),
+		BOTH(past_deadline_times_out_without_starting),
+		BOTH(sleep_ends_at_the_earlier_of_wake_and_deadline),
 		cmocka_unit_test(kernel_cancels_on_time_while_loop_thread_is_stuck),
 		cmocka_unit_test(low_latency_mode_cancels_only_when_the_loop_returns),
-		cmocka_unit_test_setup_teardown(iowq_open_reports_timeout_on_time, test_loop_setup,
-						test_loop_teardown),
-		cmocka_unit_test_setup_teardown(iowq_open_cancelled_by_caller, test_loop_setup,
-						test_loop_teardown),
-		cmocka_unit_test_setup_teardown(iowq_open_that_succeeds_reports_its_fd,
-						test_loop_setup, test_loop_teardown),
-		cmocka_unit_test_setup_teardown(blocking_flag_on_a_regular_file_read,
-						test_loop_setup, test_loop_teardown),
+		cmocka_unit_test(loop_kept_deadlines_hold_only_while_the_loop_runs),
+		T(iowq_open_reports_timeout_on_time),
+		T(iowq_open_cancelled_by_caller),
+		T(iowq_open_that_succeeds_reports_its_fd),
+		T(blocking_flag_on_a_regular_file_read),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

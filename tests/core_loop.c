@@ -50,6 +50,7 @@ static void bad_options_are_einval(void **state)
 		{ .ring_entries = 64, .cq_entries = 32 },
 		{ .ring_entries = 64, .cq_entries = 100 },
 		{ .mode = (enum tmo_loop_mode)7 },
+		{ .deadlines = (enum tmo_deadline_strategy)2 },
 	};
 
 	assert_int_equal(tmo_loop_init(NULL, NULL), -EINVAL);

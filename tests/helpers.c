@@ -28,13 +28,13 @@ void test_assert_on_time(int64_t seen, int64_t deadline, const char *file, int l
 			 (double)late / 1e6, (double)test_tolerance_ns() / 1e6);
 }
 
-int test_loop_setup(void **state)
+static int setup_with(void **state, const struct tmo_loop_options *options)
 {
 	struct tmo_loop *loop = calloc(1, sizeof(*loop));
 
 	if (!loop)
 		return -1;
-	int ret = tmo_loop_init(loop, NULL);
+	int ret = tmo_loop_init(loop, options);
 	if (ret) {
 		char msg[256];
 		tmo_loop_describe_error(ret, msg, sizeof(msg));
@@ -44,6 +44,18 @@ int test_loop_setup(void **state)
 	}
 	*state = loop;
 	return 0;
+}
+
+int test_loop_setup(void **state)
+{
+	return setup_with(state, NULL);
+}
+
+int test_loop_setup_loop_deadlines(void **state)
+{
+	struct tmo_loop_options options = { .deadlines = TMO_DEADLINES_LOOP };
+
+	return setup_with(state, &options);
 }
 
 int test_loop_teardown(void **state)

@@ -24,6 +24,8 @@ void test_assert_on_time(int64_t seen, int64_t deadline, const char *file, int l
 
 /* A loop for one test (cmocka setup/teardown); teardown fails the test if ops are left. */
 int test_loop_setup(void **state);
+/* The same with TMO_DEADLINES_LOOP: deadlines kept by the loop instead of the kernel. */
+int test_loop_setup_loop_deadlines(void **state);
 int test_loop_teardown(void **state);
 
 /* pipe2(O_CLOEXEC | O_NONBLOCK on neither end), asserting success. */
