@@ -89,6 +89,39 @@ static void removes_from_anywhere(void **state)
 	free(items);
 }
 
+/* Decreasing keys make each insert the new root (a deep chain); increasing keys make a root
+ * with a long list of children. Both must come out in order. */
+static void monotonic_inserts_pop_in_order(void **state)
+{
+	enum { N = 3000 };
+	struct item *items = calloc(N, sizeof(*items));
+
+	for (int direction = 0; direction < 2; direction++) {
+		struct tmo__heap heap;
+
+		tmo__heap_init(&heap, item_less);
+		for (int i = 0; i < N; i++) {
+			items[i].key = direction ? i : N - i;
+			tmo__heap_insert(&heap, &items[i].node);
+		}
+		assert_true(tmo__heap_validate(&heap));
+		/* Withdraw every third before popping the rest. */
+		for (int i = 0; i < N; i += 3)
+			tmo__heap_remove(&heap, &items[i].node);
+		assert_true(tmo__heap_validate(&heap));
+		int64_t last = -1;
+		while (tmo__heap_min(&heap)) {
+			struct item *min = (struct item *)tmo__heap_min(&heap);
+			assert_true(min->key > last);
+			last = min->key;
+			tmo__heap_remove(&heap, &min->node);
+		}
+		assert_int_equal(heap.count, 0);
+		assert_true(tmo__heap_validate(&heap));
+	}
+	free(items);
+}
+
 static void validate_catches_a_broken_order(void **state)
 {
 	struct tmo__heap heap;
@@ -108,6 +141,7 @@ int main(void)
 		cmocka_unit_test(empty_heap),
 		cmocka_unit_test(pops_in_order),
 		cmocka_unit_test(removes_from_anywhere),
+		cmocka_unit_test(monotonic_inserts_pop_in_order),
 		cmocka_unit_test(validate_catches_a_broken_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

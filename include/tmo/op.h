@@ -69,7 +69,7 @@ enum tmo_op_flag {
 
 /* Private parts of struct tmo_op, kept here only so the caller can embed an op. */
 struct tmo__heap_node {
-	struct tmo__heap_node *left, *right, *parent;
+	struct tmo__heap_node *child, *next, *prev;
 };
 
 struct tmo__kernel_timespec {
