@@ -42,75 +42,70 @@ void ReportLoopStats(benchmark::State &state, const tmo_loop_stats &before,
 	state.counters["sq_full/item"] = double(after.sq_full - before.sq_full) / items;
 }
 
+// The C calls of one workload, so that one driver times them all.
+template <typename Workload> struct WorkloadOps {
+	const char *name;
+	int (*run)(Workload *, uint64_t);
+	int (*stats)(const Workload *, tmo_loop_stats *);
+	void (*destroy)(Workload *);
+};
+
+// Times `wl` (already created, untimed) for as many iterations as google-benchmark asks, then
+// destroys it. Items are counted only if every run succeeded.
+template <typename Workload>
+void TimeWorkload(benchmark::State &state, Workload *wl, const WorkloadOps<Workload> &ops)
+{
+	// One untimed round first: the first messages and completions pay for page faults and
+	// the kernel's first allocations of socket buffers and requests.
+	int ret = ops.run(wl, kItemsPerIteration);
+	if (ret < 0) {
+		state.SkipWithError(Describe((std::string(ops.name) + " (warm-up)").c_str(), ret).c_str());
+		ops.destroy(wl);
+		return;
+	}
+	tmo_loop_stats before{}, after{};
+	ops.stats(wl, &before);
+	for (auto _ : state) {
+		ret = ops.run(wl, kItemsPerIteration);
+		if (ret < 0) {
+			state.SkipWithError(Describe(ops.name, ret).c_str());
+			break;
+		}
+	}
+	ops.stats(wl, &after);
+	if (ret >= 0) {
+		ReportLoopStats(state, before, after);
+		state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(kItemsPerIteration));
+	}
+	ops.destroy(wl);
+}
+
 void BM_Nop(benchmark::State &state)
 {
-	const auto deadline = wl_deadline(state.range(0));
+	static const WorkloadOps<wl_nop> ops = {"wl_nop_run", wl_nop_run, wl_nop_stats,
+						 wl_nop_destroy};
 	wl_nop *wl = nullptr;
 
-	int ret = wl_nop_create(&wl, deadline, kNopBatch);
+	int ret = wl_nop_create(&wl, wl_deadline(state.range(0)), kNopBatch);
 	if (ret < 0) {
 		state.SkipWithError(Describe("wl_nop_create", ret).c_str());
 		return;
 	}
-	// One untimed round first: the first messages and completions pay for page faults and
-	// the kernel's first allocations of socket buffers and requests.
-	ret = wl_nop_run(wl, kItemsPerIteration);
-	if (ret < 0) {
-		state.SkipWithError(Describe("wl_nop_run (warm-up)", ret).c_str());
-		wl_nop_destroy(wl);
-		return;
-	}
-	tmo_loop_stats before{}, after{};
-	wl_nop_stats(wl, &before);
-	for (auto _ : state) {
-		ret = wl_nop_run(wl, kItemsPerIteration);
-		if (ret < 0) {
-			state.SkipWithError(Describe("wl_nop_run", ret).c_str());
-			break;
-		}
-	}
-	wl_nop_stats(wl, &after);
-	if (ret >= 0) {
-		ReportLoopStats(state, before, after);
-		state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(kItemsPerIteration));
-	}
-	wl_nop_destroy(wl);
+	TimeWorkload(state, wl, ops);
 }
 
 void BM_PingPong(benchmark::State &state)
 {
-	const auto flows = uint32_t(state.range(0));
-	const auto deadline = wl_deadline(state.range(1));
+	static const WorkloadOps<wl_pingpong> ops = {"wl_pingpong_run", wl_pingpong_run,
+						      wl_pingpong_stats, wl_pingpong_destroy};
 	wl_pingpong *wl = nullptr;
 
-	int ret = wl_pingpong_create(&wl, flows, deadline);
+	int ret = wl_pingpong_create(&wl, uint32_t(state.range(0)), wl_deadline(state.range(1)));
 	if (ret < 0) {
 		state.SkipWithError(Describe("wl_pingpong_create", ret).c_str());
 		return;
 	}
-	// One untimed round first: the first messages and completions pay for page faults and
-	// the kernel's first allocations of socket buffers and requests.
-	ret = wl_pingpong_run(wl, kItemsPerIteration);
-	if (ret < 0) {
-		state.SkipWithError(Describe("wl_pingpong_run (warm-up)", ret).c_str());
-		wl_pingpong_destroy(wl);
-		return;
-	}
-	tmo_loop_stats before{}, after{};
-	wl_pingpong_stats(wl, &before);
-	for (auto _ : state) {
-		ret = wl_pingpong_run(wl, kItemsPerIteration);
-		if (ret < 0) {
-			state.SkipWithError(Describe("wl_pingpong_run", ret).c_str());
-			break;
-		}
-	}
-	wl_pingpong_stats(wl, &after);
-	if (ret >= 0) {
-		ReportLoopStats(state, before, after);
-		state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(kItemsPerIteration));
-	}
-	wl_pingpong_destroy(wl);
+	TimeWorkload(state, wl, ops);
 }
 
 }  // namespace
