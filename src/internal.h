@@ -86,6 +86,7 @@ struct tmo__loop_state {
 	enum tmo_deadline_strategy deadline_strategy;
 	bool running;
 	bool stop;
+	bool cancel_unsubmitted; /* an ASYNC_CANCEL SQE waits in the submission queue */
 	struct tmo_loop_stats stats;
 };
 

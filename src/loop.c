@@ -183,6 +183,7 @@ int tmo_loop_get_stats(const struct tmo_loop *loop, struct tmo_loop_stats *stats
 static int enter_submit(struct tmo__loop_state *st)
 {
 	st->stats.submit_calls++;
+	st->cancel_unsubmitted = false;
 	return io_uring_submit(&st->ring);
 }
 
@@ -219,6 +220,7 @@ static int submit_and_wait(struct tmo__loop_state *st, int64_t wake_at)
 	int ret;
 
 	st->stats.submit_calls++;
+	st->cancel_unsubmitted = false;
 	if (wake_at == TMO_NEVER) {
 		ret = io_uring_submit_and_wait(&st->ring, 1);
 	} else {
@@ -343,6 +345,11 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 			break;
 		}
 	}
+	/* A cancel decided in this pass (an expired loop-kept deadline, an io-wq request) must
+	 * reach the kernel now, not when the caller next runs the loop. Other queued SQEs wait
+	 * for the next run, which submits them with its wait in one system call. */
+	if (ret >= 0 && st->cancel_unsubmitted)
+		enter_submit(st);
 	st->running = false;
 	st->stop = false;
 	return ret < 0 ? ret : (int)st->active;

@@ -311,6 +311,7 @@ static bool send_cancel(struct tmo__loop_state *st, struct tmo_op *op)
 	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | TMO__TAG_OP, 0);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TMO__TAG_CANCEL);
 	op->_flags &= ~TMO__F_CANCEL_UNSENT;
+	st->cancel_unsubmitted = true;
 	return true;
 }
 

@@ -396,6 +396,35 @@ static void iowq_open_reports_timeout_on_time(void **state)
 	unlink(path);
 }
 
+static void iowq_cancel_reaches_the_kernel_before_run_returns(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct blocking_open b = { 0 };
+	char path[128];
+
+	make_fifo(path, sizeof(path));
+	tmo_prep_openat(&b.r.op, AT_FDCWD, path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+	assert_int_equal(tmo_op_set_release(&b.r.op, record_release), 0);
+	assert_int_equal(tmo_op_start(loop, &b.r.op, tmo_now() + 50 * MS, record_blocking), 0);
+	/* One iteration: it waits for the deadline, reports the timeout and returns, with the op
+	 * still held by the kernel... */
+	assert_int_equal(tmo_loop_run(loop, TMO_RUN_ONCE), 1);
+	assert_int_equal(b.r.res, -ETIME);
+	/* ...but the interrupt was already sent: with the loop not running, the blocked reader
+	 * goes away, so a writer that refuses to wait finds no reader (ENXIO). Had the open still
+	 * been blocked, it would have counted as the FIFO's reader. */
+	test_sleep_ms(100);
+	int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	assert_int_equal(fd, -1);
+	assert_int_equal(err, ENXIO);
+	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
+	assert_int_equal(b.released, 1);
+	unlink(path);
+}
+
 static void iowq_open_cancelled_by_caller(void **state)
 {
 	struct tmo_loop *loop = *state;
@@ -478,6 +507,7 @@ int main(void)
 		cmocka_unit_test(low_latency_mode_cancels_only_when_the_loop_returns),
 		cmocka_unit_test(loop_kept_deadlines_hold_only_while_the_loop_runs),
 		T(iowq_open_reports_timeout_on_time),
+		T(iowq_cancel_reaches_the_kernel_before_run_returns),
 		T(iowq_open_cancelled_by_caller),
 		T(iowq_open_that_succeeds_reports_its_fd),
 		T(blocking_flag_on_a_regular_file_read),
