@@ -97,7 +97,7 @@ size_t tmo_loop_describe_error(int err, char *buf, size_t size)
 		break;
 	case -EINVAL:
 		what = "invalid argument (loop options: ring_entries must be a power of two from "
-		       "2 to 32768, cq_entries a power of two at least ring_entries)";
+		       "2 to 32768, cq_entries a power of two from ring_entries to 65536)";
 		break;
 	default:
 		if (err < 0) {

@@ -4,6 +4,7 @@
 #ifndef TMO_SRC_INTERNAL_H
 #define TMO_SRC_INTERNAL_H
 
+#include <errno.h>
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,9 +22,15 @@
 
 /*
  * user_data of every request tmo submits: the op's address (8-byte aligned) with a tag in the
- * low bits. The address makes each in-flight request unique, which the kernel needs to find a
- * linked timeout's target. Only TAG_OP completions dereference the op: the others may arrive
- * after the op was released and reused, so they are counted and dropped.
+ * three low bits and the op's generation (counted per start) in the top eight bits, which
+ * user-space addresses never use (47 bits, 56 with five-level page tables).
+ *
+ * The kernel finds a linked timeout's target, and a cancel's, by user_data. The address alone
+ * is not enough: a linked timeout that fired just as its op completed can run its cancel after
+ * the caller restarted the op at the same address (seen with DEFER_TASKRUN, whose deferred
+ * work runs in batches), and would kill the new request. The generation makes the new request
+ * a different user_data. Only TAG_OP completions dereference the op: the others may arrive
+ * after the op was released and reused, so they are dropped unread.
  */
 enum {
 	TMO__TAG_OP = 0,
@@ -31,6 +38,25 @@ enum {
 	TMO__TAG_CANCEL = 2,
 	TMO__TAG_MASK = 7,
 };
+#define TMO__GENERATION_SHIFT 56
+#define TMO__ADDRESS_MASK ((UINT64_C(1) << TMO__GENERATION_SHIFT) - 1 - TMO__TAG_MASK)
+
+static inline uint64_t tmo__user_data(const struct tmo_op *op, unsigned tag)
+{
+	return (uint64_t)op->_generation << TMO__GENERATION_SHIFT | (uint64_t)(uintptr_t)op | tag;
+}
+
+static inline struct tmo_op *tmo__op_of_user_data(uint64_t user_data)
+{
+	return (struct tmo_op *)(uintptr_t)(user_data & TMO__ADDRESS_MASK);
+}
+
+/* The kernel's internal restart codes (-ERESTARTSYS .. -ERESTART_RESTARTBLOCK, -512..-516)
+ * leak out of interrupted io-wq requests; to the caller they are -EINTR. */
+static inline int32_t tmo__user_errno(int32_t res)
+{
+	return res <= -512 && res >= -516 ? -EINTR : res;
+}
 
 /* What a prepared op asks of the kernel (struct tmo_op._kind). 0 means "never prepared". */
 enum tmo__kind {
@@ -86,7 +112,7 @@ struct tmo__loop_state {
 	enum tmo_deadline_strategy deadline_strategy;
 	bool running;
 	bool stop;
-	bool cancel_unsubmitted; /* an ASYNC_CANCEL SQE waits in the submission queue */
+	bool sq_refused;         /* the kernel refused a flush; retry after the next wait */
 	struct tmo_loop_stats stats;
 };
 
@@ -114,8 +140,8 @@ struct io_uring_sqe *tmo__get_sqes(struct tmo__loop_state *st, unsigned need);
 /* Handles one CQE with TMO__TAG_OP. */
 void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res);
 
-/* Handles one op popped from the pending queue. Returns false if it could not make progress
- * (no SQE); the op has then been put back on the queue. */
+/* Handles one op popped from the pending queue. Returns true if it delivered a callback;
+ * an op that could not progress (no SQE) has been put back on the queue. */
 bool tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op);
 
 /* Called when the loop sees a heap-kept deadline pass. */

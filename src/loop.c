@@ -9,7 +9,8 @@
 #include "internal.h"
 
 #define DEFAULT_RING_ENTRIES 256u
-#define MAX_RING_ENTRIES 32768u
+#define MAX_RING_ENTRIES 32768u    /* the kernel's IORING_MAX_ENTRIES */
+#define MAX_CQ_ENTRIES 65536u      /* the kernel's IORING_MAX_CQ_ENTRIES */
 #define CQE_BATCH 64u
 /* When the kernel refused a submission, retry after this long even if nothing completes. */
 #define RETRY_WAIT_NS (1 * TMO_NSEC_PER_MSEC)
@@ -25,7 +26,9 @@ static int check_options(const struct tmo_loop_options *o, uint32_t *sq, uint32_
 	if (!is_power_of_two(*sq) || *sq < 2 || *sq > MAX_RING_ENTRIES)
 		return -EINVAL;
 	*cq = o->cq_entries ? o->cq_entries : 4 * *sq;
-	if (!is_power_of_two(*cq) || *cq < *sq || *cq > 4 * MAX_RING_ENTRIES * 2)
+	if (!o->cq_entries && *cq > MAX_CQ_ENTRIES)
+		*cq = MAX_CQ_ENTRIES;
+	if (!is_power_of_two(*cq) || *cq < *sq || *cq > MAX_CQ_ENTRIES)
 		return -EINVAL;
 	if (o->mode != TMO_MODE_DEFAULT && o->mode != TMO_MODE_LOW_LATENCY)
 		return -EINVAL;
@@ -55,7 +58,15 @@ static int create_ring(struct tmo__loop_state *st, uint32_t sq, uint32_t cq)
 		p.cq_entries = cq;
 		ret = io_uring_queue_init_params(sq, &st->ring, &p);
 	} else if (ret == -EINVAL) {
-		return -EOPNOTSUPP; /* DEFER_TASKRUN needs Linux 6.1 */
+		/* DEFER_TASKRUN needs Linux 6.1: if the ring works without it, that is the cause. */
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = cq;
+		if (io_uring_queue_init_params(sq, &st->ring, &p) == 0) {
+			io_uring_queue_exit(&st->ring);
+			return -EOPNOTSUPP;
+		}
+		return -EINVAL;
 	}
 	if (ret < 0)
 		return ret;
@@ -183,18 +194,24 @@ int tmo_loop_get_stats(const struct tmo_loop *loop, struct tmo_loop_stats *stats
 static int enter_submit(struct tmo__loop_state *st)
 {
 	st->stats.submit_calls++;
-	st->cancel_unsubmitted = false;
 	return io_uring_submit(&st->ring);
 }
 
 struct io_uring_sqe *tmo__get_sqes(struct tmo__loop_state *st, unsigned need)
 {
 	if (io_uring_sq_space_left(&st->ring) < need) {
+		/* After one refusal, do not ask again (a system call each time) before the loop
+		 * has waited for completions to free the kernel's resources. */
+		if (st->sq_refused) {
+			st->stats.deferred++;
+			return NULL;
+		}
 		st->stats.sq_full++;
 		/* With SUBMIT_ALL the kernel consumes every SQE, failing ones get error CQEs;
 		 * only a refusal of the whole call leaves the queue full. */
 		int ret = enter_submit(st);
 		if (ret < 0 || io_uring_sq_space_left(&st->ring) < need) {
+			st->sq_refused = true;
 			st->stats.deferred++;
 			return NULL;
 		}
@@ -217,19 +234,17 @@ int tmo_loop_submit(struct tmo_loop *loop)
 static int submit_and_wait(struct tmo__loop_state *st, int64_t wake_at)
 {
 	struct io_uring_cqe *cqe;
+	int64_t wait = wake_at == TMO_NEVER ? 0 : wake_at - tmo_now();
 	int ret;
 
 	st->stats.submit_calls++;
-	st->cancel_unsubmitted = false;
 	if (wake_at == TMO_NEVER) {
 		ret = io_uring_submit_and_wait(&st->ring, 1);
+	} else if (wait <= 0) {
+		/* Nothing to wait for; in DEFER_TASKRUN mode completions are only posted when the
+		 * thread asks for them, so ask. */
+		ret = io_uring_submit_and_get_events(&st->ring);
 	} else {
-		int64_t wait = wake_at - tmo_now();
-		if (wait <= 0) {
-			/* Nothing to wait for; in DEFER_TASKRUN mode completions are only posted
-			 * when the thread asks for them, so ask. */
-			return io_uring_submit_and_get_events(&st->ring);
-		}
 		struct __kernel_timespec ts = {
 			.tv_sec = wait / TMO_NSEC_PER_SEC,
 			.tv_nsec = wait % TMO_NSEC_PER_SEC,
@@ -238,6 +253,7 @@ static int submit_and_wait(struct tmo__loop_state *st, int64_t wake_at)
 	}
 	if (ret == -ETIME || ret == -EINTR || ret == -EAGAIN || ret == -EBUSY)
 		ret = 0;
+	st->sq_refused = false;
 	return ret;
 }
 
@@ -264,7 +280,7 @@ static unsigned reap(struct tmo__loop_state *st)
 		io_uring_cq_advance(&st->ring, n);
 		for (unsigned i = 0; i < n; i++) {
 			if ((user_data[i] & TMO__TAG_MASK) == TMO__TAG_OP)
-				tmo__op_on_cqe(st, (struct tmo_op *)(uintptr_t)user_data[i], res[i]);
+				tmo__op_on_cqe(st, tmo__op_of_user_data(user_data[i]), res[i]);
 			/* Linked-timeout and cancel CQEs carry nothing the op's own CQE does not;
 			 * they may also outlive the op, so they are never dereferenced. */
 		}
@@ -286,20 +302,23 @@ static void expire(struct tmo__loop_state *st)
 	}
 }
 
-/* Works through the pending queue once; ops that cannot progress go back and wait. */
-static bool process_pending(struct tmo__loop_state *st)
+/*
+ * Works through the pending queue once: ops queued by callbacks meanwhile, and ops that still
+ * cannot get an SQE, wait for the next round. Returns how many callbacks it delivered.
+ */
+static unsigned process_pending(struct tmo__loop_state *st)
 {
 	struct tmo_op *last = st->pending.tail;
-	bool stuck = false;
+	unsigned delivered = 0;
 
-	while (st->pending.head && !stuck) {
+	while (st->pending.head) {
 		struct tmo_op *op = tmo__queue_pop(&st->pending);
 		bool was_last = op == last;
-		stuck = !tmo__op_on_pending(st, op);
+		delivered += tmo__op_on_pending(st, op);
 		if (was_last)
-			break; /* ops queued by callbacks meanwhile wait for the next round */
+			break;
 	}
-	return stuck;
+	return delivered;
 }
 
 static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
@@ -315,7 +334,7 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 	int ret = 0;
 	st->running = true;
 	for (;;) {
-		bool stuck = process_pending(st);
+		unsigned delivered = process_pending(st);
 		if (st->stop || !st->active)
 			break;
 
@@ -323,10 +342,12 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 		struct tmo__heap_node *first = tmo__heap_min(&st->deadlines);
 		if (first && tmo__op_of_heap_node(first)->_deadline < wake_at)
 			wake_at = tmo__op_of_heap_node(first)->_deadline;
-		if (mode == TMO_RUN_NOWAIT || st->pending.head) {
-			/* Pending work that did make progress must not wait; stuck work waits a
-			 * little for completions to free the kernel's resources. */
-			int64_t retry = stuck ? tmo_now() + RETRY_WAIT_NS : 0;
+		if (mode == TMO_RUN_NOWAIT || (mode == TMO_RUN_ONCE && delivered)) {
+			wake_at = 0; /* nothing to wait for, or the one iteration already did work */
+		} else if (st->pending.head) {
+			/* Decided work waits for nothing; work the kernel refused waits a little
+			 * for completions to free its resources. */
+			int64_t retry = st->sq_refused ? tmo_now() + RETRY_WAIT_NS : 0;
 			if (retry < wake_at)
 				wake_at = retry;
 		}
@@ -336,19 +357,17 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 		ret = 0;
 		reap(st);
 		expire(st);
-		if (mode != TMO_RUN_DEFAULT) {
-			process_pending(st);
-			break;
-		}
-		if (until != TMO_NEVER && tmo_now() >= until) {
+		if (mode != TMO_RUN_DEFAULT || (until != TMO_NEVER && tmo_now() >= until)) {
 			process_pending(st);
 			break;
 		}
 	}
-	/* A cancel decided in this pass (an expired loop-kept deadline, an io-wq request) must
-	 * reach the kernel now, not when the caller next runs the loop. Other queued SQEs wait
-	 * for the next run, which submits them with its wait in one system call. */
-	if (ret >= 0 && st->cancel_unsubmitted)
+	/*
+	 * The caller gets control back: whatever callbacks queued (restarted ops with their linked
+	 * timeouts, cancels) must be in the kernel now, so that deadlines hold while the caller
+	 * does other work. One system call, only when something is queued.
+	 */
+	if (ret >= 0 && io_uring_sq_ready(&st->ring))
 		enter_submit(st);
 	st->running = false;
 	st->stop = false;

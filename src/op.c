@@ -76,9 +76,12 @@ bool tmo__op_deadline_less(const struct tmo__heap_node *a, const struct tmo__hea
 static void prep(struct tmo_op *op, enum tmo__kind kind, int fd)
 {
 	void *data = op->data;
+	/* Kept: a stale request of the op's previous start must never match its next one. */
+	uint8_t generation = op->_generation;
 
 	memset(op, 0, sizeof(*op));
 	op->data = data;
+	op->_generation = generation;
 	op->_kind = (uint8_t)kind;
 	op->_fd = fd;
 	op->_deadline = TMO_NEVER;
@@ -261,7 +264,7 @@ static void prep_sqe(struct io_uring_sqe *sqe, struct tmo_op *op)
 	case TMO__KIND_COUNT_:
 		break;
 	}
-	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TMO__TAG_OP);
+	io_uring_sqe_set_data64(sqe, tmo__user_data(op, TMO__TAG_OP));
 }
 
 /*
@@ -290,7 +293,7 @@ static bool submit(struct tmo__loop_state *st, struct tmo_op *op)
 		set_timespec(&op->_ts, op->_deadline);
 		io_uring_prep_link_timeout(lt, (struct __kernel_timespec *)&op->_ts,
 					   IORING_TIMEOUT_ABS);
-		io_uring_sqe_set_data64(lt, (uint64_t)(uintptr_t)op | TMO__TAG_LINK_TIMEOUT);
+		io_uring_sqe_set_data64(lt, tmo__user_data(op, TMO__TAG_LINK_TIMEOUT));
 		if (tmo__has(st, TMO_FEAT_CQE_SKIP))
 			lt->flags |= IOSQE_CQE_SKIP_SUCCESS;
 		op->_flags |= TMO__F_LINKED;
@@ -308,10 +311,9 @@ static bool send_cancel(struct tmo__loop_state *st, struct tmo_op *op)
 
 	if (!sqe)
 		return false;
-	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | TMO__TAG_OP, 0);
-	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TMO__TAG_CANCEL);
+	io_uring_prep_cancel64(sqe, tmo__user_data(op, TMO__TAG_OP), 0);
+	io_uring_sqe_set_data64(sqe, tmo__user_data(op, TMO__TAG_CANCEL));
 	op->_flags &= ~TMO__F_CANCEL_UNSENT;
-	st->cancel_unsubmitted = true;
 	return true;
 }
 
@@ -374,11 +376,14 @@ int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, tmo
 		return -EINVAL;
 	if (op->_flags & TMO__F_ACTIVE)
 		return -EBUSY;
+	if ((uintptr_t)op & ~(uintptr_t)TMO__ADDRESS_MASK)
+		return -EINVAL; /* misaligned, or an address with the generation's bits in use */
 	struct tmo__loop_state *st = tmo__state(loop);
 	int ret = check_args(st, op);
 	if (ret)
 		return ret;
 
+	op->_generation++;
 	op->_loop = loop;
 	op->_cb = cb;
 	op->_deadline = deadline;
@@ -468,6 +473,7 @@ static void release_late(struct tmo__loop_state *st, struct tmo_op *op, int32_t 
 
 	op->_flags &= KEEP_ON_RELEASE;
 	st->active--;
+	res = tmo__user_errno(res);
 	if (release) {
 		release(op, res);
 	} else if (returns_fd && res >= 0) {
@@ -480,9 +486,7 @@ static void release_late(struct tmo__loop_state *st, struct tmo_op *op, int32_t 
 /* Turns the kernel's result into the caller's outcome. */
 static int32_t outcome(const struct tmo_op *op, int32_t res)
 {
-	/* -ERESTARTSYS and its kin (-512..-516) leak out of interrupted io-wq requests. */
-	if (res <= -512 && res >= -516)
-		res = -EINTR;
+	res = tmo__user_errno(res);
 	if (op->_kind == TMO__KIND_SLEEP && res == -ETIME)
 		return op->_args.sleep.wake_at <= op->_deadline ? 0 : -ETIME;
 	if (res != -ECANCELED && res != -EINTR)
@@ -545,8 +549,9 @@ bool tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op)
 				op->_flags &= ~TMO__F_IN_HEAP;
 			}
 			deliver(st, op, op->_flags & TMO__F_CANCEL ? -ECANCELED : -ETIME);
+			return true;
 		}
-		return true;
+		return false;
 	}
 	if (op->_flags & TMO__F_DECIDED) {
 		deliver(st, op, op->_res);
@@ -560,9 +565,7 @@ bool tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op)
 		deliver(st, op, -ETIME);
 		return true;
 	}
-	if (!submit(st, op)) {
+	if (!submit(st, op))
 		enqueue_pending(st, op);
-		return false;
-	}
-	return true;
+	return false;
 }

@@ -108,6 +108,50 @@ static void run_once_and_nowait(void **state)
 	assert_int_equal(tmo_loop_run(loop, (enum tmo_run_mode)9), -EINVAL);
 }
 
+static void run_once_returns_after_delivering_a_decided_outcome(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct test_result late = { 0 }, idle = { 0 };
+	char buf[4];
+	int fds[2];
+
+	/* One op whose deadline has passed (decided at start), one that will not finish soon:
+	 * the iteration that delivers the first must not then wait for the second. */
+	test_pipe(fds);
+	tmo_prep_nop(&late.op);
+	assert_int_equal(tmo_op_start(loop, &late.op, 0, test_record), 0);
+	tmo_prep_read(&idle.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
+	assert_int_equal(tmo_op_start(loop, &idle.op, tmo_now() + 2000 * MS, test_record), 0);
+	int64_t before = tmo_now();
+	assert_int_equal(tmo_loop_run(loop, TMO_RUN_ONCE), 1);
+	assert_true(tmo_now() - before < 1000 * MS);
+	assert_int_equal(late.res, -ETIME);
+	assert_int_equal(idle.calls, 0);
+	assert_int_equal(tmo_op_cancel(&idle.op), 0);
+	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+static void largest_ring_with_default_completion_queue(void **state)
+{
+	struct tmo_loop_options opts[] = {
+		{ .ring_entries = 32768 },
+		{ .ring_entries = 32768, .mode = TMO_MODE_LOW_LATENCY },
+		{ .ring_entries = 1024, .cq_entries = 65536 },
+	};
+	struct tmo_loop loop;
+
+	for (unsigned i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		assert_int_equal(tmo_loop_init(&loop, &opts[i]), 0);
+		assert_int_equal(tmo_loop_close(&loop), 0);
+	}
+	/* Beyond the kernel's limits: a clear -EINVAL, also in the low-latency mode. */
+	struct tmo_loop_options too_big = { .ring_entries = 256, .cq_entries = 131072,
+					    .mode = TMO_MODE_LOW_LATENCY };
+	assert_int_equal(tmo_loop_init(&loop, &too_big), -EINVAL);
+}
+
 static void run_until_a_deadline(void **state)
 {
 	struct tmo_loop *loop = *state;
@@ -265,6 +309,8 @@ int main(void)
 		cmocka_unit_test(bad_options_are_einval),
 		cmocka_unit_test(low_latency_mode_runs_ops),
 		T(run_once_and_nowait),
+		T(run_once_returns_after_delivering_a_decided_outcome),
+		cmocka_unit_test(largest_ring_with_default_completion_queue),
 		T(run_until_a_deadline),
 		T(stop_returns_with_work_left),
 		cmocka_unit_test(close_with_work_left_is_ebusy),

@@ -63,7 +63,8 @@ enum tmo_deadline_strategy {
 struct tmo_loop_options {
 	/* Submission queue entries, a power of two from 2 to 32768; 0 means 256. */
 	uint32_t ring_entries;
-	/* Completion queue entries, a power of two >= ring_entries; 0 means 4 * ring_entries. */
+	/* Completion queue entries, a power of two from ring_entries to 65536; 0 means
+	 * 4 * ring_entries (at most 65536). */
 	uint32_t cq_entries;
 	enum tmo_loop_mode mode;
 	enum tmo_deadline_strategy deadlines;
@@ -119,8 +120,10 @@ struct tmo_loop {
  *            deadline strategy);
  *   -EPERM   io_uring is refused: sysctl kernel.io_uring_disabled, a seccomp filter (container
  *            runtimes' default profiles), or missing CAP_SYS_ADMIN / kernel.io_uring_group;
- *   -ENOSYS  the kernel has no io_uring (or a seccomp filter answers ENOSYS), or it lacks a
- *            feature tmo requires (EXT_ARG, NODROP: Linux 5.11+);
+ *   -ENOSYS  the kernel has no io_uring (or a seccomp filter answers ENOSYS);
+ *   -EOPNOTSUPP  the kernel's io_uring lacks what tmo requires (EXT_ARG, NODROP, linked
+ *            timeouts, async cancel: Linux 5.11+), or DEFER_TASKRUN for TMO_MODE_LOW_LATENCY
+ *            (Linux 6.1+);
  *   -ENOMEM, -EMFILE  the kernel could not allocate the ring.
  * tmo_loop_describe_error() turns any of these into a message naming the cause. On failure the
  * struct holds nothing to free.
@@ -135,9 +138,11 @@ TMO_API int tmo_loop_init(struct tmo_loop *loop, const struct tmo_loop_options *
 TMO_API int tmo_loop_close(struct tmo_loop *loop);
 
 /*
- * Runs the loop (see enum tmo_run_mode). Returns the number of operations still active (0: no
- * work left), or a negative errno if the ring failed (-EINVAL for a bad argument, -EBUSY if
- * called from inside a callback of the same loop).
+ * Runs the loop (see enum tmo_run_mode). Before it returns, every request that callbacks
+ * started or cancelled has been handed to the kernel, so their deadlines hold while the caller
+ * does other work. Returns the number of operations still active (0: no work left), or a
+ * negative errno if the ring failed (-EINVAL for a bad argument, -EBUSY if called from inside a
+ * callback of the same loop).
  */
 TMO_API int tmo_loop_run(struct tmo_loop *loop, enum tmo_run_mode mode);
 

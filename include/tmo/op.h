@@ -25,10 +25,12 @@
  *   read or an fd opened after the deadline reach the caller instead of being lost. Without a
  *   release callback, an fd returned late by openat or accept is closed by tmo.
  *
- * Deadlines are enforced by the kernel with a linked timeout (IORING_OP_LINK_TIMEOUT, absolute,
- * CQE skipped on success), so they hold even while the loop thread is busy (see
- * TMO_MODE_DEFAULT in loop.h). The op's own completion decides the outcome: an op that finishes
- * just before its deadline reports its result, not a timeout.
+ * Who enforces the deadline: by default the kernel, with a linked timeout (IORING_OP_LINK_TIMEOUT,
+ * absolute, CQE skipped on success), so it holds even while the loop thread is busy (see
+ * TMO_MODE_DEFAULT in loop.h). With TMO_DEADLINES_LOOP, and always for TMO_OP_BLOCKING ops, the
+ * loop keeps it and cancels the request when it sees the deadline pass (see loop.h). Except for
+ * TMO_OP_BLOCKING ops (reported at the deadline, see above), the op's own completion decides
+ * the outcome: an op that finishes just before its deadline reports its result, not a timeout.
  */
 #ifndef TMO_OP_H
 #define TMO_OP_H
@@ -120,6 +122,7 @@ struct tmo_op {
 	uint16_t _flags;
 	uint8_t _kind;
 	uint8_t _user_flags;
+	uint8_t _generation;
 };
 
 /*
@@ -134,7 +137,8 @@ TMO_API void tmo_prep_nop(struct tmo_op *op);
 
 /*
  * Sleeps until `wake_at` (absolute). Completes with 0 at wake_at, or -ETIME if the op's
- * deadline comes first. wake_at in the past completes at once with 0.
+ * deadline comes first. wake_at in the past completes at once with 0 (unless the deadline has
+ * passed too: then, as for every op, -ETIME without starting).
  */
 TMO_API void tmo_prep_sleep(struct tmo_op *op, int64_t wake_at);
 
