@@ -204,7 +204,9 @@ static void on_recv(struct tmo_op *op, int32_t res)
 		return;
 	}
 	s->expect++;
-	wl->received++;
+	/* Enough for this run: let tmo_loop_run return after this batch of callbacks. */
+	if (++wl->received == wl->target)
+		tmo_loop_stop(&wl->loop);
 	s->out = s->replier ? s->in : s->expect;
 
 	/* Re-arm before answering, as a server would: the next message from the peer can only
@@ -296,8 +298,10 @@ int wl_pingpong_create(struct wl_pingpong **out, uint32_t flows, enum wl_deadlin
 int wl_pingpong_run(struct wl_pingpong *wl, uint64_t items)
 {
 	wl->target += items;
+	/* As a server runs its loop: until a callback stops it (the target is reached) rather
+	 * than one iteration at a time, which would hand control back, and flush, every time. */
 	while (wl->received < wl->target && !wl->error) {
-		int ret = tmo_loop_run(&wl->loop, TMO_RUN_ONCE);
+		int ret = tmo_loop_run(&wl->loop, TMO_RUN_DEFAULT);
 
 		if (ret < 0)
 			return ret;
