@@ -36,6 +36,8 @@ enum {
 	TMO__TAG_OP = 0,
 	TMO__TAG_LINK_TIMEOUT = 1,
 	TMO__TAG_CANCEL = 2,
+	TMO__TAG_LOOP_TIMER = 3,        /* the loop's one timeout for its earliest kept deadline */
+	TMO__TAG_LOOP_TIMER_UPDATE = 4, /* a request moving that timeout earlier */
 	TMO__TAG_MASK = 7,
 };
 #define TMO__GENERATION_SHIFT 56
@@ -105,6 +107,18 @@ struct tmo__loop_state {
 	 * submission queue, an abandoned op whose timeout or cancellation must be reported.
 	 */
 	struct tmo__op_queue pending;
+	/*
+	 * One kernel timeout wakes the loop for the earliest deadline in `deadlines`. It is moved
+	 * only when that deadline becomes earlier than the timeout: when it becomes later (the op
+	 * with the earliest deadline completed, the usual case) the timeout stays, and firing
+	 * early costs one harmless wake-up. So keeping deadlines costs no kernel work per op.
+	 */
+	struct {
+		bool in_flight;            /* submitted, its completion not yet seen */
+		int64_t armed_at;          /* when it fires (valid while in_flight) */
+		struct __kernel_timespec ts;        /* read by the kernel at submission */
+		struct __kernel_timespec update_ts; /* for a move, read likewise */
+	} timer;
 	uint64_t opcodes;        /* bit n set: the kernel supports opcode n (n < 64) */
 	uint32_t features;       /* bit n set: enum tmo_feature n */
 	uint32_t active;         /* ops started and not yet released */

@@ -257,6 +257,34 @@ static int submit_and_wait(struct tmo__loop_state *st, int64_t wake_at)
 	return ret;
 }
 
+/*
+ * Makes sure the loop's timeout fires no later than `when`. Returns false if it could not (no
+ * SQE); the caller then bounds its wait instead.
+ */
+static bool arm_timer(struct tmo__loop_state *st, int64_t when)
+{
+	if (st->timer.in_flight && st->timer.armed_at <= when)
+		return true; /* fires in time, or early: either is fine */
+	struct io_uring_sqe *sqe = tmo__get_sqes(st, 1);
+	if (!sqe)
+		return false;
+	uint64_t timer_data = (uint64_t)(uintptr_t)st | TMO__TAG_LOOP_TIMER;
+	if (st->timer.in_flight) {
+		st->timer.update_ts.tv_sec = when / TMO_NSEC_PER_SEC;
+		st->timer.update_ts.tv_nsec = when % TMO_NSEC_PER_SEC;
+		io_uring_prep_timeout_update(sqe, &st->timer.update_ts, timer_data, IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)st | TMO__TAG_LOOP_TIMER_UPDATE);
+	} else {
+		st->timer.ts.tv_sec = when / TMO_NSEC_PER_SEC;
+		st->timer.ts.tv_nsec = when % TMO_NSEC_PER_SEC;
+		io_uring_prep_timeout(sqe, &st->timer.ts, 0, IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(sqe, timer_data);
+		st->timer.in_flight = true;
+	}
+	st->timer.armed_at = when;
+	return true;
+}
+
 /* Dispatches every completion in the CQ. Returns how many it handled. */
 static unsigned reap(struct tmo__loop_state *st)
 {
@@ -279,10 +307,15 @@ static unsigned reap(struct tmo__loop_state *st)
 		}
 		io_uring_cq_advance(&st->ring, n);
 		for (unsigned i = 0; i < n; i++) {
-			if ((user_data[i] & TMO__TAG_MASK) == TMO__TAG_OP)
+			unsigned tag = user_data[i] & TMO__TAG_MASK;
+
+			if (tag == TMO__TAG_OP)
 				tmo__op_on_cqe(st, tmo__op_of_user_data(user_data[i]), res[i]);
-			/* Linked-timeout and cancel CQEs carry nothing the op's own CQE does not;
-			 * they may also outlive the op, so they are never dereferenced. */
+			else if (tag == TMO__TAG_LOOP_TIMER)
+				st->timer.in_flight = false; /* fired: expire() runs next */
+			/* Linked-timeout, cancel and timer-update CQEs carry nothing the op's own
+			 * CQE does not; they may also outlive the op, so they are never
+			 * dereferenced. */
 		}
 		total += n;
 	}
@@ -340,8 +373,11 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 
 		int64_t wake_at = until;
 		struct tmo__heap_node *first = tmo__heap_min(&st->deadlines);
-		if (first && tmo__op_of_heap_node(first)->_deadline < wake_at)
-			wake_at = tmo__op_of_heap_node(first)->_deadline;
+		if (first) {
+			int64_t earliest = tmo__op_of_heap_node(first)->_deadline;
+			if (!arm_timer(st, earliest) && earliest < wake_at)
+				wake_at = earliest; /* no SQE for the timer: bound this wait instead */
+		}
 		if (mode == TMO_RUN_NOWAIT || (mode == TMO_RUN_ONCE && delivered)) {
 			wake_at = 0; /* nothing to wait for, or the one iteration already did work */
 		} else if (st->pending.head) {
