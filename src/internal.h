@@ -73,6 +73,7 @@ enum tmo__kind {
 	TMO__KIND_CONNECT,
 	TMO__KIND_POLL,
 	TMO__KIND_OPENAT,
+	TMO__KIND_GROUP, /* waits for a group: no kernel request */
 	TMO__KIND_COUNT_
 };
 
@@ -86,7 +87,7 @@ enum {
 	TMO__F_CANCEL = 1u << 5,         /* the caller asked to cancel */
 	TMO__F_CANCEL_UNSENT = 1u << 6,  /* the cancel request still needs an SQE */
 	TMO__F_EXPIRED = 1u << 7,        /* the loop saw the deadline pass (loop-kept deadlines) */
-	TMO__F_IN_HEAP = 1u << 8,        /* the deadline is in the loop's heap */
+	TMO__F_GROUP_WAITING = 1u << 8,  /* a group member waiting for a slot: not started */
 	TMO__F_LINKED = 1u << 9,         /* a linked timeout enforces the deadline */
 	TMO__F_REPORTED = 1u << 10,      /* the callback fired; waiting for the kernel to let go */
 };
@@ -127,6 +128,7 @@ struct tmo__loop_state {
 	bool running;
 	bool stop;
 	bool sq_refused;         /* the kernel refused a flush; retry after the next wait */
+	struct tmo_scope *current_scope; /* innermost entered scope, or the running callback's */
 	struct tmo_loop_stats stats;
 };
 
@@ -158,15 +160,12 @@ void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res);
  * an op that could not progress (no SQE) has been put back on the queue. */
 bool tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op);
 
-/* Called when the loop sees a heap-kept deadline pass. */
+/* Called when the loop sees an op's own loop-kept deadline pass. */
 void tmo__op_on_expired(struct tmo__loop_state *st, struct tmo_op *op);
 
-/* Heap ordering for op deadlines. */
-bool tmo__op_deadline_less(const struct tmo__heap_node *a, const struct tmo__heap_node *b);
-
-static inline struct tmo_op *tmo__op_of_heap_node(struct tmo__heap_node *node)
+static inline struct tmo_op *tmo__op_of_timer(struct tmo__timer *timer)
 {
-	return (struct tmo_op *)((char *)node - offsetof(struct tmo_op, _heap));
+	return (struct tmo_op *)((char *)timer - offsetof(struct tmo_op, _timer));
 }
 
 #endif

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "container.h"
 
 #define DEFAULT_RING_ENTRIES 256u
 #define MAX_RING_ENTRIES 32768u    /* the kernel's IORING_MAX_ENTRIES */
@@ -126,7 +126,7 @@ int tmo_loop_init(struct tmo_loop *loop, const struct tmo_loop_options *options)
 		return -ENOMEM;
 	st->mode = options ? options->mode : TMO_MODE_DEFAULT;
 	st->deadline_strategy = options ? options->deadlines : TMO_DEADLINES_KERNEL;
-	tmo__heap_init(&st->deadlines, tmo__op_deadline_less);
+	tmo__heap_init(&st->deadlines, tmo__timer_less);
 
 	ret = create_ring(st, sq, cq);
 	if (ret) {
@@ -321,6 +321,7 @@ static unsigned reap(struct tmo__loop_state *st)
 	}
 }
 
+/* Acts on every kept deadline that has passed: ops' own, scopes', groups'. */
 static void expire(struct tmo__loop_state *st)
 {
 	struct tmo__heap_node *node = tmo__heap_min(&st->deadlines);
@@ -328,9 +329,22 @@ static void expire(struct tmo__loop_state *st)
 	if (!node)
 		return;
 	int64_t now = tmo_now();
-	while (node && tmo__op_of_heap_node(node)->_deadline <= now) {
+	while (node && tmo__timer_of(node)->when <= now) {
+		struct tmo__timer *timer = tmo__timer_of(node);
+
 		tmo__heap_remove(&st->deadlines, node);
-		tmo__op_on_expired(st, tmo__op_of_heap_node(node));
+		timer->armed = 0;
+		if (timer->kind == TMO__TIMER_OP) {
+			tmo__op_on_expired(st, tmo__op_of_timer(timer));
+		} else {
+			struct tmo__container *c =
+				(struct tmo__container *)((char *)timer -
+							  offsetof(struct tmo__container, timer));
+			if (c->kind == TMO__CONTAINER_SCOPE)
+				tmo__scope_on_timer(st, tmo__scope_of(c));
+			else
+				tmo__group_on_timer(st, tmo__group_of(c));
+		}
 		node = tmo__heap_min(&st->deadlines);
 	}
 }
@@ -374,7 +388,7 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 		int64_t wake_at = until;
 		struct tmo__heap_node *first = tmo__heap_min(&st->deadlines);
 		if (first) {
-			int64_t earliest = tmo__op_of_heap_node(first)->_deadline;
+			int64_t earliest = tmo__timer_of(first)->when;
 			if (!arm_timer(st, earliest) && earliest < wake_at)
 				wake_at = earliest; /* no SQE for the timer: bound this wait instead */
 		}

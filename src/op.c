@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "container.h"
 
 _Static_assert(sizeof(struct tmo__kernel_timespec) == sizeof(struct __kernel_timespec),
 	       "struct tmo__kernel_timespec must match the kernel's layout");
@@ -61,14 +61,6 @@ static void enqueue_pending(struct tmo__loop_state *st, struct tmo_op *op)
 {
 	op->_flags |= TMO__F_QUEUED;
 	tmo__queue_push(&st->pending, op);
-}
-
-bool tmo__op_deadline_less(const struct tmo__heap_node *a, const struct tmo__heap_node *b)
-{
-	const struct tmo_op *x = tmo__op_of_heap_node((struct tmo__heap_node *)a);
-	const struct tmo_op *y = tmo__op_of_heap_node((struct tmo__heap_node *)b);
-
-	return x->_deadline < y->_deadline;
 }
 
 /* ---- preparation ------------------------------------------------------------------------- */
@@ -160,6 +152,12 @@ void tmo_prep_openat(struct tmo_op *op, int dirfd, const char *path, int flags, 
 	op->_user_flags = TMO_OP_BLOCKING;
 }
 
+void tmo_prep_group(struct tmo_op *op, struct tmo_group *group)
+{
+	prep(op, TMO__KIND_GROUP, 0);
+	op->_args.group = group;
+}
+
 static int check_settable(const struct tmo_op *op)
 {
 	if (!op || !(op->_flags & TMO__F_PREPARED) || op->_kind == TMO__KIND_NONE ||
@@ -203,6 +201,26 @@ bool tmo_op_busy(const struct tmo_op *op)
 int64_t tmo_op_deadline(const struct tmo_op *op)
 {
 	return op && (op->_flags & TMO__F_ACTIVE) ? op->_deadline : TMO_NEVER;
+}
+
+int32_t tmo_op_result(const struct tmo_op *op)
+{
+	return op ? op->_res : 0;
+}
+
+enum tmo_cause tmo_op_cause(const struct tmo_op *op)
+{
+	return op ? (enum tmo_cause)op->_cause : TMO_CAUSE_NONE;
+}
+
+struct tmo_scope *tmo_op_cause_scope(const struct tmo_op *op)
+{
+	return op && op->_cause == TMO_CAUSE_SCOPE ? op->_cause_obj : NULL;
+}
+
+struct tmo_group *tmo_op_cause_group(const struct tmo_op *op)
+{
+	return op && op->_cause == TMO_CAUSE_GROUP ? op->_cause_obj : NULL;
 }
 
 /* ---- submission -------------------------------------------------------------------------- */
@@ -260,6 +278,7 @@ static void prep_sqe(struct io_uring_sqe *sqe, struct tmo_op *op)
 		io_uring_prep_openat(sqe, op->_fd, op->_args.open.path, op->_args.open.flags,
 				     op->_args.open.mode);
 		break;
+	case TMO__KIND_GROUP: /* never submitted */
 	case TMO__KIND_NONE:
 	case TMO__KIND_COUNT_:
 		break;
@@ -298,8 +317,7 @@ static bool submit(struct tmo__loop_state *st, struct tmo_op *op)
 			lt->flags |= IOSQE_CQE_SKIP_SUCCESS;
 		op->_flags |= TMO__F_LINKED;
 	} else if (has_deadline) {
-		tmo__heap_insert(&st->deadlines, &op->_heap);
-		op->_flags |= TMO__F_IN_HEAP;
+		tmo__timer_arm(st, &op->_timer, op->_deadline);
 	}
 	op->_flags |= TMO__F_KERNEL;
 	return true;
@@ -357,6 +375,14 @@ static int check_args(const struct tmo__loop_state *st, const struct tmo_op *op)
 		if (!op->_args.open.path)
 			return -EINVAL;
 		break;
+	case TMO__KIND_GROUP: {
+		const struct tmo_group *group = op->_args.group;
+		if (!group || !group->_loop || tmo__state(group->_loop) != st)
+			return -EINVAL;
+		if (group->_waiter)
+			return -EBUSY; /* one op waits for a group at a time */
+		return 0;
+	}
 	case TMO__KIND_NONE:
 	case TMO__KIND_COUNT_:
 		return -EINVAL;
@@ -367,7 +393,9 @@ static int check_args(const struct tmo__loop_state *st, const struct tmo_op *op)
 	return 0;
 }
 
-int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, tmo_op_cb cb)
+/* Checks and activates an op in container `c`; it is then the loop's until its callback. */
+static int activate(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, tmo_op_cb cb,
+		    struct tmo__container *c)
 {
 	if (!loop || !loop->_state || !op || !cb || deadline < 0)
 		return -EINVAL;
@@ -388,21 +416,132 @@ int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, tmo
 	op->_cb = cb;
 	op->_deadline = deadline;
 	op->_res = 0;
+	op->_cause = TMO_CAUSE_NONE;
+	op->_cause_obj = NULL;
+	op->_timer.kind = TMO__TIMER_OP;
+	op->_timer.armed = 0;
 	op->_flags = TMO__F_PREPARED | TMO__F_ACTIVE;
+	if (c)
+		tmo__container_add_op(c, op);
+	else
+		op->_owner = NULL;
 	st->active++;
 	st->stats.started++;
+	return 0;
+}
 
-	/* A deadline that has already passed starts nothing; the callback must still come from
-	 * the loop, never from inside this call. */
-	if (deadline != TMO_NEVER && deadline <= tmo_now()) {
-		op->_res = -ETIME;
-		op->_flags |= TMO__F_DECIDED;
-		enqueue_pending(st, op);
-		return 0;
+/* Hands an activated op to the kernel, or decides its outcome at once. */
+static void launch(struct tmo__loop_state *st, struct tmo_op *op)
+{
+	/* A deadline that has already passed, the op's own or an enclosing scope's or group's,
+	 * starts nothing; the callback must still come from the loop, never from here. */
+	int64_t now = TMO_NEVER;
+	if (op->_owner) {
+		const struct tmo__container *binding;
+		int64_t limit = tmo__container_effective(op->_owner, &binding);
+		if (limit != TMO_NEVER && limit <= (now = tmo_now())) {
+			bool scope = binding->kind == TMO__CONTAINER_SCOPE;
+			void *obj = scope ? (void *)tmo__scope_of((struct tmo__container *)binding)
+					  : (void *)tmo__group_of((struct tmo__container *)binding);
+			tmo__op_decide(st, op, -ETIME, scope ? TMO_CAUSE_SCOPE : TMO_CAUSE_GROUP, obj);
+			return;
+		}
+	}
+	if (op->_kind == TMO__KIND_GROUP) {
+		tmo__group_waiter_start(st, op); /* a passed deadline cancels the group */
+		return;
+	}
+	if (op->_deadline != TMO_NEVER &&
+	    op->_deadline <= (now != TMO_NEVER ? now : tmo_now())) {
+		tmo__op_decide(st, op, -ETIME, TMO_CAUSE_OWN, NULL);
+		return;
 	}
 	if (!submit(st, op))
 		enqueue_pending(st, op);
+}
+
+int tmo__op_start_in(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, tmo_op_cb cb,
+		     struct tmo__container *c)
+{
+	int ret = activate(loop, op, deadline, cb, c);
+
+	if (!ret)
+		launch(tmo__state(loop), op);
+	return ret;
+}
+
+int tmo__op_park_in(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, tmo_op_cb cb,
+		    struct tmo__container *c)
+{
+	int ret = activate(loop, op, deadline, cb, c);
+
+	if (ret)
+		return ret;
+	op->_flags |= TMO__F_GROUP_WAITING;
+	if (deadline != TMO_NEVER)
+		tmo__timer_arm(tmo__state(loop), &op->_timer, deadline); /* never starts if it passes */
 	return 0;
+}
+
+void tmo__op_launch_parked(struct tmo__loop_state *st, struct tmo_op *op)
+{
+	op->_flags &= ~TMO__F_GROUP_WAITING;
+	tmo__timer_disarm(st, &op->_timer);
+	launch(st, op);
+}
+
+int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, tmo_op_cb cb)
+{
+	struct tmo_scope *scope = loop && loop->_state ? tmo__state(loop)->current_scope : NULL;
+
+	return tmo__op_start_in(loop, op, deadline, cb, scope ? &scope->_c : NULL);
+}
+
+/* Takes a parked group member off its group's waiting list (group.c keeps the counts). */
+static void unpark(struct tmo__loop_state *st, struct tmo_op *op)
+{
+	op->_flags &= ~TMO__F_GROUP_WAITING;
+	tmo__timer_disarm(st, &op->_timer);
+	tmo__group_unpark(tmo__group_of(op->_owner), op);
+}
+
+/*
+ * Ends an op before its request does: `res` is -ETIME (a deadline) or -ECANCELED, with its
+ * cause. An op not yet in the kernel completes from the pending queue; an op in the kernel is
+ * cancelled there and its own completion reports the outcome (an io-wq op is reported at once).
+ */
+static void end_early(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uint8_t cause,
+		      void *obj)
+{
+	op->_cause = cause;
+	op->_cause_obj = obj;
+	if (op->_kind == TMO__KIND_GROUP) {
+		tmo__group_waiter_cut(st, op, res);
+		return;
+	}
+	if (op->_flags & TMO__F_GROUP_WAITING) {
+		unpark(st, op);
+		tmo__op_decide(st, op, res, cause, obj);
+		return;
+	}
+	op->_flags |= res == -ETIME ? TMO__F_EXPIRED : TMO__F_CANCEL;
+	tmo__timer_disarm(st, &op->_timer);
+	if (!(op->_flags & TMO__F_KERNEL)) {
+		/* Not handed to the kernel yet: it completes from the pending queue unstarted. */
+		if (!(op->_flags & TMO__F_QUEUED))
+			enqueue_pending(st, op);
+		return;
+	}
+	op->_flags |= TMO__F_CANCEL_UNSENT;
+	if (!(op->_flags & TMO__F_QUEUED))
+		enqueue_pending(st, op);
+}
+
+/* Whether the op's outcome is still open, so a cancel or a cut can decide it. */
+static bool undecided(const struct tmo_op *op)
+{
+	return (op->_flags & TMO__F_ACTIVE) &&
+	       !(op->_flags & (TMO__F_REPORTED | TMO__F_DECIDED | TMO__F_CANCEL | TMO__F_EXPIRED));
 }
 
 int tmo_op_cancel(struct tmo_op *op)
@@ -411,80 +550,121 @@ int tmo_op_cancel(struct tmo_op *op)
 		return -EINVAL;
 	if (!(op->_flags & TMO__F_ACTIVE))
 		return -ENOENT;
-	if (op->_flags & (TMO__F_REPORTED | TMO__F_DECIDED | TMO__F_CANCEL | TMO__F_EXPIRED))
+	if (!undecided(op))
 		return -EALREADY;
 	/* Once the deadline has passed the kernel has cancelled (or is cancelling) the request
 	 * for it: the outcome is the timeout, not the caller's cancel. */
 	if (op->_deadline != TMO_NEVER && op->_deadline <= tmo_now())
 		return -EALREADY;
-
-	struct tmo__loop_state *st = tmo__state(op->_loop);
-	op->_flags |= TMO__F_CANCEL;
-	if (!(op->_flags & TMO__F_KERNEL))
-		return 0; /* still on the pending queue: it will complete without starting */
-
-	/* An io-wq request may take long to let go even when interrupted; the caller hears of
-	 * the cancel at once (from the loop) and the release callback follows. */
-	if (op->_user_flags & TMO_OP_BLOCKING) {
-		op->_flags |= TMO__F_CANCEL_UNSENT;
-		if (!(op->_flags & TMO__F_QUEUED))
-			enqueue_pending(st, op);
-		return 0;
-	}
-	if (!send_cancel(st, op)) {
-		op->_flags |= TMO__F_CANCEL_UNSENT;
-		if (!(op->_flags & TMO__F_QUEUED))
-			enqueue_pending(st, op);
-	}
+	end_early(tmo__state(op->_loop), op, -ECANCELED, TMO_CAUSE_CANCEL, NULL);
 	return 0;
 }
 
+void tmo__op_cut(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uint8_t cause,
+		 void *obj)
+{
+	if (undecided(op))
+		end_early(st, op, res, cause, obj);
+}
+
+void tmo__op_decide(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uint8_t cause,
+		    void *obj)
+{
+	if (op->_cause == TMO_CAUSE_NONE) {
+		op->_cause = cause;
+		op->_cause_obj = obj;
+	}
+	tmo__timer_disarm(st, &op->_timer);
+	op->_res = res;
+	op->_flags |= TMO__F_DECIDED;
+	if (!(op->_flags & TMO__F_QUEUED))
+		enqueue_pending(st, op);
+}
+
 /* ---- completion -------------------------------------------------------------------------- */
+
+/*
+ * Calls `fn` for op with the op's scope current (so that what the callback starts joins the
+ * same scope, as a task keeps its context) and with its container held, so that the container
+ * cannot finish while the callback may still start work in it.
+ */
+static void call_in_context(struct tmo__loop_state *st, struct tmo__container *owner,
+			    void (*fn)(struct tmo_op *, int32_t), struct tmo_op *op, int32_t res)
+{
+	if (!owner) {
+		struct tmo_scope *saved = st->current_scope;
+		st->current_scope = NULL;
+		fn(op, res);
+		st->current_scope = saved;
+		return;
+	}
+	struct tmo_scope *saved = st->current_scope;
+	owner->holds++;
+	st->current_scope = tmo__container_scope(owner);
+	fn(op, res);
+	st->current_scope = saved;
+	owner->holds--;
+	tmo__container_check_done(st, owner);
+}
 
 /* Delivers the outcome `res` to the caller: exactly once per start. */
 static void deliver(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 {
 	tmo_op_cb cb = op->_cb;
+	struct tmo__container *owner = op->_owner;
 
 	st->stats.completed++;
 	if (res == -ETIME)
 		st->stats.timed_out++;
 	else if (res == -ECANCELED)
 		st->stats.cancelled++;
+	op->_res = res;
+	if (res == -ETIME && op->_cause == TMO_CAUSE_NONE)
+		op->_cause = TMO_CAUSE_OWN;
 
 	if (op->_flags & TMO__F_KERNEL) {
-		/* The kernel still holds the request: the op stays active until it lets go. */
+		/* The kernel still holds the request: the op stays active, and in its container,
+		 * until it lets go. */
 		op->_flags |= TMO__F_REPORTED;
 		st->stats.abandoned++;
-		cb(op, res);
+		call_in_context(st, owner, cb, op, res);
 		return;
 	}
 	/* Released before the callback, so the callback may restart or free the op. */
 	op->_flags &= KEEP_ON_RELEASE;
 	st->active--;
-	cb(op, res);
+	if (owner)
+		tmo__container_remove_op(op);
+	call_in_context(st, owner, cb, op, res);
 }
 
 /* The kernel let go of an op whose outcome the caller already has. */
 static void release_late(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 {
 	tmo_op_release_cb release = op->_release;
+	struct tmo__container *owner = op->_owner;
 	bool returns_fd = op->_kind == TMO__KIND_OPENAT || op->_kind == TMO__KIND_ACCEPT;
 
 	op->_flags &= KEEP_ON_RELEASE;
 	st->active--;
+	if (owner)
+		tmo__container_remove_op(op);
 	res = tmo__user_errno(res);
 	if (release) {
-		release(op, res);
-	} else if (returns_fd && res >= 0) {
+		call_in_context(st, owner, release, op, res);
+		return;
+	}
+	if (returns_fd && res >= 0) {
 		/* Nobody will ever see this fd: close it rather than leak it. */
 		close(res);
 		st->stats.late_closed++;
 	}
+	if (owner)
+		tmo__container_check_done(st, owner);
 }
 
 /* Turns the kernel's result into the caller's outcome. */
-static int32_t outcome(const struct tmo_op *op, int32_t res)
+static int32_t outcome(struct tmo_op *op, int32_t res)
 {
 	res = tmo__user_errno(res);
 	if (op->_kind == TMO__KIND_SLEEP && res == -ETIME)
@@ -510,10 +690,7 @@ void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 		release_late(st, op, res);
 		return;
 	}
-	if (op->_flags & TMO__F_IN_HEAP) {
-		tmo__heap_remove(&st->deadlines, &op->_heap);
-		op->_flags &= ~TMO__F_IN_HEAP;
-	}
+	tmo__timer_disarm(st, &op->_timer);
 	op->_flags &= ~(TMO__F_KERNEL | TMO__F_CANCEL_UNSENT);
 	res = outcome(op, res);
 	if (op->_flags & TMO__F_QUEUED) {
@@ -527,10 +704,10 @@ void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 
 void tmo__op_on_expired(struct tmo__loop_state *st, struct tmo_op *op)
 {
-	op->_flags &= ~TMO__F_IN_HEAP;
-	op->_flags |= TMO__F_EXPIRED | TMO__F_CANCEL_UNSENT;
-	if (!(op->_flags & TMO__F_QUEUED))
-		enqueue_pending(st, op);
+	/* The timer is already out of the heap. */
+	op->_timer.armed = 0;
+	if (undecided(op))
+		end_early(st, op, -ETIME, TMO_CAUSE_OWN, NULL);
 }
 
 bool tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op)
@@ -544,10 +721,7 @@ bool tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op)
 		}
 		/* An io-wq request the caller hears about now; the kernel lets go later. */
 		if ((op->_user_flags & TMO_OP_BLOCKING) && !(op->_flags & TMO__F_REPORTED)) {
-			if (op->_flags & TMO__F_IN_HEAP) {
-				tmo__heap_remove(&st->deadlines, &op->_heap);
-				op->_flags &= ~TMO__F_IN_HEAP;
-			}
+			tmo__timer_disarm(st, &op->_timer);
 			deliver(st, op, op->_flags & TMO__F_CANCEL ? -ECANCELED : -ETIME);
 			return true;
 		}
@@ -559,6 +733,10 @@ bool tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op)
 	}
 	if (op->_flags & TMO__F_CANCEL) {
 		deliver(st, op, -ECANCELED);
+		return true;
+	}
+	if (op->_flags & TMO__F_EXPIRED) {
+		deliver(st, op, -ETIME);
 		return true;
 	}
 	if (op->_deadline != TMO_NEVER && op->_deadline <= tmo_now()) {

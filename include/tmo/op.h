@@ -46,6 +46,8 @@ TMO_BEGIN_DECLS
 
 struct tmo_loop;
 struct tmo_op;
+struct tmo_scope;
+struct tmo_group;
 
 /* Completion callback: fires exactly once per successful tmo_op_start(). */
 typedef void (*tmo_op_cb)(struct tmo_op *op, int32_t res);
@@ -69,9 +71,32 @@ enum tmo_op_flag {
 	TMO_OP_BLOCKING = 1u << 0,
 };
 
-/* Private parts of struct tmo_op, kept here only so the caller can embed an op. */
+/* Private parts of struct tmo_op, tmo_scope and tmo_group, kept here only so the caller can
+ * embed them. */
 struct tmo__heap_node {
 	struct tmo__heap_node *child, *next, *prev;
+};
+
+/* An entry in the loop's heap of kept deadlines. */
+struct tmo__timer {
+	struct tmo__heap_node node;
+	int64_t when;
+	uint8_t kind;  /* what embeds it: an op or a container */
+	uint8_t armed; /* in the heap */
+};
+
+/* What scopes and groups share: a node in the tree of deadlines, holding ops and other
+ * containers. */
+struct tmo__container {
+	struct tmo__container *parent;
+	struct tmo__container *first_child, *next_sibling, *prev_sibling;
+	struct tmo_op *first_op;
+	uint32_t ops, children;
+	uint32_t holds; /* callbacks of its ops running now: it is not done meanwhile */
+	int64_t deadline;
+	struct tmo__timer timer;
+	uint8_t kind;   /* scope or group */
+	uint8_t shield;
 };
 
 struct tmo__kernel_timespec {
@@ -88,8 +113,12 @@ struct tmo_op {
 	tmo_op_cb _cb;
 	tmo_op_release_cb _release;
 	struct tmo_op *_next;
-	struct tmo__heap_node _heap;
+	struct tmo__timer _timer;
 	int64_t _deadline;
+	struct tmo__container *_owner;           /* scope or group it belongs to */
+	struct tmo_op *_sibling_next, *_sibling_prev;
+	struct tmo_op *_group_next;              /* a group's done or waiting list */
+	void *_cause_obj;                        /* the scope or group that timed it out */
 	struct tmo__kernel_timespec _ts;
 	union {
 		struct {
@@ -115,6 +144,7 @@ struct tmo_op {
 		struct {
 			int64_t wake_at;
 		} sleep;
+		struct tmo_group *group;
 		uint32_t poll_events;
 	} _args;
 	int32_t _fd;
@@ -123,6 +153,7 @@ struct tmo_op {
 	uint8_t _kind;
 	uint8_t _user_flags;
 	uint8_t _generation;
+	uint8_t _cause;
 };
 
 /*
@@ -216,6 +247,22 @@ TMO_API bool tmo_op_busy(const struct tmo_op *op);
 
 /* The op's absolute deadline as given to tmo_op_start() (TMO_NEVER if none or not started). */
 TMO_API int64_t tmo_op_deadline(const struct tmo_op *op);
+
+/* The result of the op's last completion (0 before any). */
+TMO_API int32_t tmo_op_result(const struct tmo_op *op);
+
+/* Which deadline or request ended the op's last run. */
+enum tmo_cause {
+	TMO_CAUSE_NONE = 0,  /* it completed on its own (success or the kernel's error) */
+	TMO_CAUSE_OWN,       /* -ETIME: its own deadline */
+	TMO_CAUSE_SCOPE,     /* -ETIME: a scope's deadline (tmo_op_cause_scope) */
+	TMO_CAUSE_GROUP,     /* -ETIME or -ECANCELED: a group's deadline or finish (cause_group) */
+	TMO_CAUSE_CANCEL,    /* -ECANCELED: tmo_op_cancel() */
+};
+TMO_API enum tmo_cause tmo_op_cause(const struct tmo_op *op);
+/* The scope or group named by the cause (NULL otherwise). Valid while that object is. */
+TMO_API struct tmo_scope *tmo_op_cause_scope(const struct tmo_op *op);
+TMO_API struct tmo_group *tmo_op_cause_group(const struct tmo_op *op);
 
 TMO_END_DECLS
 

@@ -4,6 +4,8 @@
  *   clock.h  monotonic nanoseconds, TMO_NEVER, relative-to-absolute helpers
  *   loop.h   the loop (one io_uring), its modes, running it, errors at init
  *   op.h     operations with deadlines: prepare, start, cancel, callbacks, ownership
+ *   scope.h  deadlines over a block of work: nesting, shield, shift, expired
+ *   group.h  many operations under one deadline: gather, wait, as_completed, quorum
  *
  * See docs/ for the design and the rules of ownership in one place.
  */
@@ -14,5 +16,7 @@
 #include "clock.h"
 #include "loop.h"
 #include "op.h"
+#include "scope.h"
+#include "group.h"
 
 #endif

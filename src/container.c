@@ -1,0 +1,140 @@
+/* The tree of scopes and groups, and the heap timers that keep their deadlines. */
+#include <string.h>
+
+#include "container.h"
+
+bool tmo__timer_less(const struct tmo__heap_node *a, const struct tmo__heap_node *b)
+{
+	return ((const struct tmo__timer *)a)->when < ((const struct tmo__timer *)b)->when;
+}
+
+void tmo__timer_arm(struct tmo__loop_state *st, struct tmo__timer *timer, int64_t when)
+{
+	if (timer->armed)
+		tmo__heap_remove(&st->deadlines, &timer->node);
+	timer->when = when;
+	timer->armed = 1;
+	tmo__heap_insert(&st->deadlines, &timer->node);
+}
+
+void tmo__timer_disarm(struct tmo__loop_state *st, struct tmo__timer *timer)
+{
+	if (!timer->armed)
+		return;
+	tmo__heap_remove(&st->deadlines, &timer->node);
+	timer->armed = 0;
+}
+
+void tmo__container_init(struct tmo__container *c, uint8_t kind, int64_t deadline, bool shield)
+{
+	memset(c, 0, sizeof(*c));
+	c->kind = kind;
+	c->deadline = deadline;
+	c->shield = shield;
+	c->timer.kind = TMO__TIMER_CONTAINER;
+}
+
+void tmo__container_attach(struct tmo__container *parent, struct tmo__container *child)
+{
+	child->parent = parent;
+	child->prev_sibling = NULL;
+	child->next_sibling = parent->first_child;
+	if (parent->first_child)
+		parent->first_child->prev_sibling = child;
+	parent->first_child = child;
+	parent->children++;
+}
+
+void tmo__container_detach(struct tmo__container *child)
+{
+	struct tmo__container *parent = child->parent;
+
+	if (!parent)
+		return;
+	if (child->prev_sibling)
+		child->prev_sibling->next_sibling = child->next_sibling;
+	else
+		parent->first_child = child->next_sibling;
+	if (child->next_sibling)
+		child->next_sibling->prev_sibling = child->prev_sibling;
+	child->parent = child->next_sibling = child->prev_sibling = NULL;
+	parent->children--;
+}
+
+void tmo__container_add_op(struct tmo__container *c, struct tmo_op *op)
+{
+	op->_owner = c;
+	op->_sibling_prev = NULL;
+	op->_sibling_next = c->first_op;
+	if (c->first_op)
+		c->first_op->_sibling_prev = op;
+	c->first_op = op;
+	c->ops++;
+}
+
+void tmo__container_remove_op(struct tmo_op *op)
+{
+	struct tmo__container *c = op->_owner;
+
+	if (op->_sibling_prev)
+		op->_sibling_prev->_sibling_next = op->_sibling_next;
+	else
+		c->first_op = op->_sibling_next;
+	if (op->_sibling_next)
+		op->_sibling_next->_sibling_prev = op->_sibling_prev;
+	op->_sibling_next = op->_sibling_prev = NULL;
+	c->ops--;
+	/* _owner is left set: a group's member callback still needs to find its group. */
+}
+
+int64_t tmo__container_effective(const struct tmo__container *c,
+				 const struct tmo__container **binding)
+{
+	int64_t earliest = TMO_NEVER;
+
+	*binding = NULL;
+	for (; c; c = c->parent) {
+		if (c->deadline < earliest) {
+			earliest = c->deadline;
+			*binding = c;
+		}
+		if (c->shield)
+			break;
+	}
+	return earliest;
+}
+
+struct tmo_scope *tmo__container_scope(struct tmo__container *c)
+{
+	while (c && c->kind != TMO__CONTAINER_SCOPE)
+		c = c->parent;
+	return c ? tmo__scope_of(c) : NULL;
+}
+
+void tmo__container_cut(struct tmo__loop_state *st, struct tmo__container *c, int32_t res,
+			uint8_t cause, void *obj)
+{
+	/* Ops first; cutting may complete some at once (queued ones), which unlinks them, so
+	 * take the next link before each cut. */
+	for (struct tmo_op *op = c->first_op, *next; op; op = next) {
+		next = op->_sibling_next;
+		tmo__op_cut(st, op, res, cause, obj);
+	}
+	for (struct tmo__container *child = c->first_child, *next; child; child = next) {
+		next = child->next_sibling;
+		if (child->shield)
+			continue; /* a shielded scope keeps its own deadline only */
+		if (child->kind == TMO__CONTAINER_GROUP)
+			tmo__group_cut(st, tmo__group_of(child), res, cause, obj);
+		else
+			tmo__container_cut(st, child, res, cause, obj);
+	}
+}
+
+void tmo__container_check_done(struct tmo__loop_state *st, struct tmo__container *c)
+{
+	if (c->kind == TMO__CONTAINER_SCOPE)
+		tmo__scope_check_done(st, tmo__scope_of(c));
+	else
+		tmo__group_check_done(st, tmo__group_of(c));
+}

@@ -1,0 +1,387 @@
+/* Groups: many operations under one deadline, finished by a mode, with a policy for the rest. */
+#include <errno.h>
+#include <string.h>
+
+#include "container.h"
+
+enum {
+	GROUP_INIT = 1u << 0,
+	GROUP_SEALED = 1u << 1,
+	GROUP_FINISHED = 1u << 2,
+	GROUP_IDLE = 1u << 3,        /* finished and nothing pending: the caller's again */
+	GROUP_POKE_EVAL = 1u << 4,   /* re-evaluate from the loop (after seal) */
+	GROUP_POKE_CANCEL = 1u << 5, /* cancel from the loop (after tmo_group_cancel) */
+};
+
+static struct tmo__loop_state *state_of(const struct tmo_group *group)
+{
+	return tmo__state(group->_loop);
+}
+
+static uint32_t pending(const struct tmo_group *group)
+{
+	return group->_running + group->_queued;
+}
+
+/* Asks the loop to look at the group at its next iteration: its timer, due at once. */
+static void poke(struct tmo_group *group, uint8_t what)
+{
+	group->_state |= what;
+	tmo__timer_arm(state_of(group), &group->_c.timer, 0);
+}
+
+/* Finishes the group once: records why, cuts pending members if the policy (or an enclosing
+ * cut, `force`) says so, tells the caller and the op waiting for it. */
+static void finish(struct tmo__loop_state *st, struct tmo_group *group, enum tmo_group_reason reason,
+		   int32_t res, int32_t cut_res, uint8_t cause, void *obj, bool force)
+{
+	if (group->_state & GROUP_FINISHED)
+		return;
+	group->_state |= GROUP_FINISHED;
+	group->_reason = (uint8_t)reason;
+	group->_res = res;
+	tmo__timer_disarm(st, &group->_c.timer);
+	if (force || group->_opt.policy == TMO_GROUP_CANCEL_PENDING)
+		tmo__container_cut(st, &group->_c, cut_res, cause, obj);
+
+	struct tmo_op *waiter = group->_waiter;
+	if (waiter) {
+		group->_waiter = NULL;
+		bool cut = res == -ETIME || res == -ECANCELED;
+		tmo__op_decide(st, waiter, res, cut ? TMO_CAUSE_GROUP : TMO_CAUSE_NONE,
+			       cut ? group : NULL);
+	}
+	group->_c.holds++; /* the group cannot become idle (and be freed) inside on_done */
+	group->_opt.on_done(group, res);
+	group->_c.holds--;
+	tmo__group_check_done(st, group);
+}
+
+static int32_t first_failure_res(const struct tmo_group *group)
+{
+	return group->_first_failure ? group->_first_failure->_res : -ENOENT;
+}
+
+/* Finishes the group if its mode is satisfied, or can no longer be. */
+static void evaluate(struct tmo__loop_state *st, struct tmo_group *group)
+{
+	bool all_in = (group->_state & GROUP_SEALED) && !pending(group);
+	enum tmo_group_reason reason = TMO_GROUP_RUNNING;
+	int32_t res = 0;
+
+	switch (group->_opt.mode) {
+	case TMO_GROUP_ALL:
+		if (all_in)
+			reason = TMO_GROUP_MET;
+		break;
+	case TMO_GROUP_FIRST_DONE:
+		if (group->_done_first) {
+			reason = TMO_GROUP_MET;
+			res = group->_done_first->_res;
+		} else if (all_in) {
+			reason = TMO_GROUP_UNREACHABLE; /* sealed with no member */
+			res = -ENOENT;
+		}
+		break;
+	case TMO_GROUP_FIRST_SUCCESS:
+		if (group->_succeeded) {
+			reason = TMO_GROUP_MET;
+		} else if (all_in) {
+			reason = TMO_GROUP_UNREACHABLE;
+			res = first_failure_res(group);
+		}
+		break;
+	case TMO_GROUP_FIRST_ERROR:
+		if (group->_failed) {
+			reason = TMO_GROUP_MET;
+			res = first_failure_res(group);
+		} else if (all_in) {
+			reason = TMO_GROUP_MET;
+		}
+		break;
+	case TMO_GROUP_QUORUM:
+		if (group->_succeeded >= group->_opt.quorum) {
+			reason = TMO_GROUP_MET;
+		} else if ((group->_state & GROUP_SEALED) &&
+			   group->_succeeded + pending(group) < group->_opt.quorum) {
+			reason = TMO_GROUP_UNREACHABLE;
+			res = first_failure_res(group);
+		}
+		break;
+	}
+	if (reason != TMO_GROUP_RUNNING)
+		finish(st, group, reason, res, -ECANCELED, TMO_CAUSE_GROUP, group, false);
+}
+
+/* Starts waiting members while there is room. */
+static void start_waiting(struct tmo__loop_state *st, struct tmo_group *group)
+{
+	uint32_t limit = group->_opt.max_running;
+
+	while (group->_queued_first && (!limit || group->_running < limit)) {
+		struct tmo_op *op = group->_queued_first;
+
+		tmo__group_unpark(group, op);
+		tmo__op_launch_parked(st, op);
+	}
+}
+
+/* Every member's completion comes here (the group owns the members' callbacks). */
+static void member_done(struct tmo_op *op, int32_t res)
+{
+	struct tmo_group *group = tmo__group_of(op->_owner);
+	struct tmo__loop_state *st = state_of(group);
+
+	group->_running--;
+	group->_done++;
+	op->_group_next = NULL;
+	if (group->_done_last)
+		group->_done_last->_group_next = op;
+	else
+		group->_done_first = op;
+	group->_done_last = op;
+	if (res >= 0) {
+		group->_succeeded++;
+	} else {
+		group->_failed++;
+		if (!group->_first_failure)
+			group->_first_failure = op;
+	}
+	if (group->_opt.on_member)
+		group->_opt.on_member(group, op, res);
+	if (!(group->_state & GROUP_FINISHED))
+		evaluate(st, group);
+	if (!(group->_state & GROUP_FINISHED) || group->_opt.policy == TMO_GROUP_LEAVE_PENDING)
+		start_waiting(st, group);
+}
+
+void tmo__group_unpark(struct tmo_group *group, struct tmo_op *op)
+{
+	struct tmo_op **link = &group->_queued_first;
+	struct tmo_op *prev = NULL;
+
+	while (*link && *link != op) {
+		prev = *link;
+		link = &(*link)->_group_next;
+	}
+	if (!*link)
+		return;
+	*link = op->_group_next;
+	if (group->_queued_last == op)
+		group->_queued_last = prev;
+	op->_group_next = NULL;
+	group->_queued--;
+	group->_running++; /* on its way to completion: member_done counts it off */
+}
+
+void tmo__group_check_done(struct tmo__loop_state *st, struct tmo_group *group)
+{
+	if (!(group->_state & GROUP_FINISHED) || (group->_state & GROUP_IDLE) || pending(group) ||
+	    group->_c.ops || group->_c.children || group->_c.holds)
+		return;
+	group->_state |= GROUP_IDLE;
+	st->active--;
+	struct tmo__container *parent = group->_c.parent;
+	tmo__container_detach(&group->_c);
+	if (parent)
+		tmo__container_check_done(st, parent);
+}
+
+void tmo__group_on_timer(struct tmo__loop_state *st, struct tmo_group *group)
+{
+	if (group->_state & GROUP_FINISHED)
+		return;
+	if (group->_state & GROUP_POKE_CANCEL) {
+		group->_state &= (uint8_t)~(GROUP_POKE_CANCEL | GROUP_POKE_EVAL);
+		finish(st, group, TMO_GROUP_CANCELLED, -ECANCELED, -ECANCELED, TMO_CAUSE_GROUP,
+		       group, false);
+		return;
+	}
+	if (group->_state & GROUP_POKE_EVAL) {
+		group->_state &= (uint8_t)~GROUP_POKE_EVAL;
+		evaluate(st, group);
+		if (group->_state & GROUP_FINISHED)
+			return;
+	}
+	int64_t deadline = group->_c.deadline;
+	if (deadline != TMO_NEVER && deadline <= tmo_now())
+		finish(st, group, TMO_GROUP_TIMED_OUT, -ETIME, -ETIME, TMO_CAUSE_GROUP, group, false);
+	else if (deadline != TMO_NEVER)
+		tmo__timer_arm(st, &group->_c.timer, deadline);
+}
+
+void tmo__group_cut(struct tmo__loop_state *st, struct tmo_group *group, int32_t res,
+		    uint8_t cause, void *obj)
+{
+	if (!(group->_state & GROUP_FINISHED))
+		finish(st, group, res == -ETIME ? TMO_GROUP_TIMED_OUT : TMO_GROUP_CANCELLED, res, res,
+		       cause, obj, true);
+	else
+		tmo__container_cut(st, &group->_c, res, cause, obj); /* left-running members */
+}
+
+void tmo__group_waiter_start(struct tmo__loop_state *st, struct tmo_op *op)
+{
+	struct tmo_group *group = op->_args.group;
+
+	/* The group's work now belongs where the op waiting for it is, so that what cuts the
+	 * op (an enclosing scope, a parent group) cuts the group's members too. */
+	if (op->_owner && group->_c.parent != op->_owner) {
+		struct tmo__container *old = group->_c.parent;
+		tmo__container_detach(&group->_c);
+		tmo__container_attach(op->_owner, &group->_c);
+		if (old)
+			tmo__container_check_done(st, old);
+	}
+	if (group->_state & GROUP_FINISHED) {
+		tmo__op_decide(st, op, group->_res, TMO_CAUSE_NONE, NULL);
+		return;
+	}
+	group->_waiter = op;
+	if (op->_deadline == TMO_NEVER)
+		return;
+	if (op->_deadline <= tmo_now()) {
+		op->_cause = TMO_CAUSE_OWN;
+		tmo__group_waiter_cut(st, op, -ETIME);
+		return;
+	}
+	tmo__timer_arm(st, &op->_timer, op->_deadline);
+}
+
+void tmo__group_waiter_cut(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
+{
+	struct tmo_group *group = op->_args.group;
+
+	if (group->_waiter == op && !(group->_state & GROUP_FINISHED)) {
+		/* finish() decides the op with the group's result, which is `res`. */
+		finish(st, group, res == -ETIME ? TMO_GROUP_TIMED_OUT : TMO_GROUP_CANCELLED, res, res,
+		       TMO_CAUSE_GROUP, group, false);
+		return;
+	}
+	if (group->_waiter == op)
+		group->_waiter = NULL;
+	tmo__op_decide(st, op, res, op->_cause, op->_cause_obj);
+}
+
+/* ---- API --------------------------------------------------------------------------------- */
+
+int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
+		   const struct tmo_group_options *options)
+{
+	if (!loop || !loop->_state || !group || !options || !options->on_done)
+		return -EINVAL;
+	if ((unsigned)options->mode > TMO_GROUP_QUORUM ||
+	    (unsigned)options->policy > TMO_GROUP_LEAVE_PENDING || options->deadline < 0 ||
+	    (options->mode == TMO_GROUP_QUORUM && !options->quorum))
+		return -EINVAL;
+	struct tmo__loop_state *st = tmo__state(loop);
+
+	memset(group, 0, sizeof(*group));
+	group->data = options->data;
+	group->_opt = *options;
+	group->_loop = loop;
+	tmo__container_init(&group->_c, TMO__CONTAINER_GROUP, options->deadline, false);
+	if (st->current_scope)
+		tmo__container_attach(&st->current_scope->_c, &group->_c);
+	group->_state = GROUP_INIT;
+	st->active++; /* the group is work until it finished and nothing is pending */
+	if (options->deadline != TMO_NEVER)
+		tmo__timer_arm(st, &group->_c.timer, options->deadline); /* passed: next iteration */
+	return 0;
+}
+
+int tmo_group_add(struct tmo_group *group, struct tmo_op *op, int64_t deadline)
+{
+	if (!group || !(group->_state & GROUP_INIT) || !op)
+		return -EINVAL;
+	if (group->_state & (GROUP_SEALED | GROUP_FINISHED))
+		return -EPIPE;
+	uint32_t limit = group->_opt.max_running;
+	int ret;
+
+	if (limit && group->_running >= limit) {
+		ret = tmo__op_park_in(group->_loop, op, deadline, member_done, &group->_c);
+		if (ret)
+			return ret;
+		op->_group_next = NULL;
+		if (group->_queued_last)
+			group->_queued_last->_group_next = op;
+		else
+			group->_queued_first = op;
+		group->_queued_last = op;
+		group->_queued++;
+	} else {
+		ret = tmo__op_start_in(group->_loop, op, deadline, member_done, &group->_c);
+		if (ret)
+			return ret;
+		group->_running++;
+	}
+	group->_added++;
+	return 0;
+}
+
+int tmo_group_seal(struct tmo_group *group)
+{
+	if (!group || !(group->_state & GROUP_INIT))
+		return -EINVAL;
+	if (group->_state & (GROUP_SEALED | GROUP_FINISHED))
+		return -EALREADY;
+	group->_state |= GROUP_SEALED;
+	poke(group, GROUP_POKE_EVAL);
+	return 0;
+}
+
+int tmo_group_cancel(struct tmo_group *group)
+{
+	if (!group || !(group->_state & GROUP_INIT))
+		return -EINVAL;
+	if (group->_state & (GROUP_FINISHED | GROUP_POKE_CANCEL))
+		return -EALREADY;
+	poke(group, GROUP_POKE_CANCEL);
+	return 0;
+}
+
+enum tmo_group_reason tmo_group_reason(const struct tmo_group *group)
+{
+	return group ? (enum tmo_group_reason)group->_reason : TMO_GROUP_RUNNING;
+}
+
+uint32_t tmo_group_done_count(const struct tmo_group *group)
+{
+	return group ? group->_done : 0;
+}
+
+uint32_t tmo_group_pending_count(const struct tmo_group *group)
+{
+	return group ? pending(group) : 0;
+}
+
+struct tmo_op *tmo_group_done_first(const struct tmo_group *group)
+{
+	return group ? group->_done_first : NULL;
+}
+
+struct tmo_op *tmo_group_done_next(const struct tmo_op *member)
+{
+	return member ? member->_group_next : NULL;
+}
+
+struct tmo_op *tmo_group_first_failure(const struct tmo_group *group)
+{
+	return group ? group->_first_failure : NULL;
+}
+
+bool tmo_group_busy(const struct tmo_group *group)
+{
+	return group && (group->_state & GROUP_INIT) && !(group->_state & GROUP_IDLE);
+}
+
+int tmo_group_close(struct tmo_group *group)
+{
+	if (!group || !(group->_state & GROUP_INIT))
+		return -EINVAL;
+	if (tmo_group_busy(group))
+		return -EBUSY;
+	group->_state = 0; /* the caller's again; further use is -EINVAL until tmo_group_init */
+	return 0;
+}
