@@ -89,10 +89,10 @@ void tmo__scope_check_done(struct tmo__loop_state *st, struct tmo_scope *scope)
 
 void tmo__scope_on_timer(struct tmo__loop_state *st, struct tmo_scope *scope)
 {
-	/* Expired means: this deadline cut work short. An open block counts as work (what it
-	 * starts next will not start); an exited scope with nothing left does not. */
-	if (!(scope->_state & SCOPE_EXITED) || has_work(scope))
-		scope->_state |= SCOPE_EXPIRED;
+	/* Expired means: this deadline cut work short. The timer only runs while there is work:
+	 * an open block (what it starts next will not start) or ops still pending after exit;
+	 * an exited scope with nothing left has disarmed it. */
+	scope->_state |= SCOPE_EXPIRED;
 	tmo__container_cut(st, &scope->_c, -ETIME, TMO_CAUSE_SCOPE, scope);
 }
 
