@@ -389,7 +389,9 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 		struct tmo__heap_node *first = tmo__heap_min(&st->deadlines);
 		if (first) {
 			int64_t earliest = tmo__timer_of(first)->when;
-			if (!arm_timer(st, earliest) && earliest < wake_at)
+			if (earliest <= tmo_now())
+				wake_at = 0; /* already due: handle it without waiting */
+			else if (!arm_timer(st, earliest) && earliest < wake_at)
 				wake_at = earliest; /* no SQE for the timer: bound this wait instead */
 		}
 		if (mode == TMO_RUN_NOWAIT || (mode == TMO_RUN_ONCE && delivered)) {
