@@ -3,6 +3,11 @@
 // with deadlines kept by the loop (2, TMO_DEADLINES_LOOP); scripts/bench turns them into the
 // "deadline tax". Names: BM_Nop/<deadline>, BM_PingPong/<flows>/<deadline>.
 //
+// BM_ScopeShift/<pending> times one tmo_scope_shift() of a scope holding <pending> pending
+// reads (no deadlines of their own: the loop's heap holds the scope's deadline alone);
+// BM_ScopeShiftOpDeadlines/<pending> the same with every read also carrying its own loop-kept
+// deadline (the heap holds <pending> + 1). Time per iteration is the time per shift.
+//
 // Contexts (ring, sockets, ops) are created and destroyed outside the timed loop. Real time is
 // the measure, since much of the work happens in the kernel, partly outside this thread.
 
@@ -108,11 +113,51 @@ void BM_PingPong(benchmark::State &state)
 	TimeWorkload(state, wl, ops);
 }
 
+// One shift per iteration, so the time per iteration is the time per shift.
+void TimeScopeShift(benchmark::State &state, bool op_deadlines)
+{
+	wl_scope_shift *wl = nullptr;
+
+	int ret = wl_scope_shift_create(&wl, uint32_t(state.range(0)), op_deadlines);
+	if (ret < 0) {
+		state.SkipWithError(Describe("wl_scope_shift_create", ret).c_str());
+		return;
+	}
+	// Untimed warm-up: the first shifts reorganise the heap (a pairing heap's first removal
+	// of its root melds every entry inserted since), the rest is the steady state.
+	ret = wl_scope_shift_run(wl, 1024);
+	for (auto _ : state) {
+		if (ret < 0)
+			break;
+		ret = wl_scope_shift_run(wl, 1);
+	}
+	// Every read must still be pending in the scope: a shift must not have disturbed them.
+	if (ret >= 0)
+		ret = wl_scope_shift_check(wl);
+	if (ret < 0)
+		state.SkipWithError(Describe("wl_scope_shift_run", ret).c_str());
+	else
+		state.SetItemsProcessed(int64_t(state.iterations()));
+	wl_scope_shift_destroy(wl);
+}
+
+void BM_ScopeShift(benchmark::State &state)
+{
+	TimeScopeShift(state, false);
+}
+
+void BM_ScopeShiftOpDeadlines(benchmark::State &state)
+{
+	TimeScopeShift(state, true);
+}
+
 }  // namespace
 
 BENCHMARK(BM_Nop)->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(BM_PingPong)
 	->ArgsProduct({{1, 256}, {0, 1, 2}})
 	->UseRealTime();
+BENCHMARK(BM_ScopeShift)->Arg(100)->Arg(1000)->Arg(10000)->UseRealTime();
+BENCHMARK(BM_ScopeShiftOpDeadlines)->Arg(100)->Arg(1000)->Arg(10000)->UseRealTime();
 
 BENCHMARK_MAIN();

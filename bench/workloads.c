@@ -3,6 +3,7 @@
  * whose cost the deadline changes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -338,6 +339,177 @@ void wl_pingpong_destroy(struct wl_pingpong *wl)
 			if (wl->flow[i].side[j].fd >= 0)
 				close(wl->flow[i].side[j].fd);
 		}
+	}
+	if (closed)
+		free(wl);
+}
+
+/* ---- ScopeShift -------------------------------------------------------------------------- */
+
+struct wl_read {
+	struct tmo_op op;
+	struct wl_scope_shift *wl;
+	uint8_t buf;
+};
+
+struct wl_scope_shift {
+	struct tmo_loop loop;
+	struct tmo_scope scope;
+	bool loop_ready;
+	bool entered;
+	int fds[2];         /* the pipe: every read waits on fds[0]; nothing is written to fds[1] */
+	uint32_t pending;   /* reads to start */
+	uint32_t started;   /* reads started (and so to be cancelled) */
+	uint32_t cancelled; /* reads that reported -ECANCELED */
+	int error;          /* first other result a read reported */
+	bool up;            /* the next shift is +WL_SCOPE_SHIFT_NS */
+	uint64_t completed_at_create;
+	struct wl_read reads[];
+};
+
+static void on_read(struct tmo_op *op, int32_t res)
+{
+	struct wl_read *r = op->data;
+	struct wl_scope_shift *wl = r->wl;
+
+	if (res == -ECANCELED)
+		wl->cancelled++;
+	else if (!wl->error)
+		wl->error = res < 0 ? res : -EPROTO; /* bytes from a pipe nobody writes to */
+}
+
+int wl_scope_shift_create(struct wl_scope_shift **out, uint32_t pending, bool op_deadlines)
+{
+	if (!out || !pending)
+		return -EINVAL;
+	struct wl_scope_shift *wl = calloc(1, sizeof(*wl) + pending * sizeof(wl->reads[0]));
+	if (!wl)
+		return -ENOMEM;
+	wl->fds[0] = wl->fds[1] = -1;
+	wl->pending = pending;
+	wl->up = true;
+	for (uint32_t i = 0; i < pending; i++) {
+		wl->reads[i].wl = wl;
+		wl->reads[i].op.data = &wl->reads[i];
+	}
+
+	/*
+	 * One SQE per read (a read with no deadline of its own, or one kept by the loop, needs no
+	 * linked timeout): a ring of `pending` entries takes them all in one submit. Beyond
+	 * 32,768 tmo flushes a full queue as it goes, which is fine here, since nothing is timed
+	 * until every read is in the kernel.
+	 */
+	struct tmo_loop_options options = {
+		.ring_entries = ring_size(pending),
+		.deadlines = op_deadlines ? TMO_DEADLINES_LOOP : TMO_DEADLINES_KERNEL,
+	};
+	int ret = tmo_loop_init(&wl->loop, &options);
+	if (ret < 0) {
+		free(wl);
+		return ret;
+	}
+	wl->loop_ready = true;
+
+	/* Blocking, not O_NONBLOCK: io_uring answers a read on an O_NONBLOCK pipe with -EAGAIN
+	 * at once instead of waiting for data. */
+	if (pipe2(wl->fds, O_CLOEXEC) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = tmo_scope_enter(&wl->loop, &wl->scope, tmo_deadline_in_ns(WL_SCOPE_DEADLINE_NS), 0);
+	if (ret < 0)
+		goto fail;
+	wl->entered = true;
+
+	int64_t op_deadline = op_deadlines ? tmo_deadline_in_ns(WL_SCOPE_OP_DEADLINE_NS) : TMO_NEVER;
+	for (uint32_t i = 0; i < pending; i++) {
+		struct wl_read *r = &wl->reads[i];
+
+		tmo_prep_read(&r->op, wl->fds[0], &r->buf, 1, (uint64_t)-1);
+		ret = tmo_op_start(&wl->loop, &r->op, op_deadline, on_read);
+		if (ret < 0)
+			goto fail;
+		wl->started++;
+	}
+	/* Every read into the kernel, and whatever the kernel answers at once handled: nothing
+	 * should come back, and all must still be pending in the scope. */
+	ret = tmo_loop_run(&wl->loop, TMO_RUN_NOWAIT);
+	if (ret < 0)
+		goto fail;
+	struct tmo_loop_stats stats;
+	tmo_loop_get_stats(&wl->loop, &stats);
+	wl->completed_at_create = stats.completed;
+	ret = wl_scope_shift_check(wl);
+	if (ret < 0)
+		goto fail;
+	*out = wl;
+	return 0;
+
+fail:
+	wl_scope_shift_destroy(wl);
+	return ret;
+}
+
+int wl_scope_shift_run(struct wl_scope_shift *wl, uint64_t items)
+{
+	for (; items; items--) {
+		int ret = tmo_scope_shift(&wl->scope, wl->up ? WL_SCOPE_SHIFT_NS : -WL_SCOPE_SHIFT_NS);
+
+		if (ret < 0)
+			return ret;
+		wl->up = !wl->up;
+	}
+	return 0;
+}
+
+int wl_scope_shift_stats(const struct wl_scope_shift *wl, struct tmo_loop_stats *stats)
+{
+	return tmo_loop_get_stats(&wl->loop, stats);
+}
+
+int wl_scope_shift_check(const struct wl_scope_shift *wl)
+{
+	struct tmo_loop_stats stats;
+	int ret = tmo_loop_get_stats(&wl->loop, &stats);
+
+	if (ret < 0)
+		return ret;
+	if (wl->error)
+		return wl->error;
+	if (tmo_loop_active(&wl->loop) != wl->pending || wl->started != wl->pending ||
+	    stats.completed != wl->completed_at_create || stats.completed != 0)
+		return -EPROTO;
+	if (tmo_loop_current_scope(&wl->loop) != &wl->scope || !tmo_scope_busy(&wl->scope) ||
+	    tmo_scope_expired(&wl->scope))
+		return -EPROTO;
+	for (uint32_t i = 0; i < wl->pending; i++) {
+		if (!tmo_op_busy(&wl->reads[i].op))
+			return -EPROTO;
+	}
+	return 0;
+}
+
+void wl_scope_shift_destroy(struct wl_scope_shift *wl)
+{
+	if (!wl)
+		return;
+	bool closed = !wl->loop_ready;
+
+	if (wl->loop_ready) {
+		/* -ENOENT from a read that already finished is harmless. */
+		for (uint32_t i = 0; i < wl->started; i++)
+			tmo_op_cancel(&wl->reads[i].op);
+		int ret = 0;
+		while (ret >= 0 && tmo_loop_active(&wl->loop))
+			ret = tmo_loop_run(&wl->loop, TMO_RUN_DEFAULT);
+		if (wl->entered)
+			tmo_scope_exit(&wl->scope);
+		/* If the ring failed, reads the kernel may still write to keep their memory. */
+		closed = tmo_loop_close(&wl->loop) == 0;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (wl->fds[i] >= 0)
+			close(wl->fds[i]);
 	}
 	if (closed)
 		free(wl);

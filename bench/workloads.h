@@ -58,6 +58,35 @@ int wl_pingpong_run(struct wl_pingpong *wl, uint64_t items);
 int wl_pingpong_stats(const struct wl_pingpong *wl, struct tmo_loop_stats *stats);
 void wl_pingpong_destroy(struct wl_pingpong *wl);
 
+/*
+ * ScopeShift: a scope entered with a deadline WL_SCOPE_DEADLINE_NS ahead, holding `pending`
+ * reads that never complete (all on the read end of one pipe that nobody writes to, so that
+ * 10,000 of them take two fds), started while the scope is current so that each joins it and
+ * handed to the kernel before anything is timed. One item is one tmo_scope_shift() of the
+ * scope, alternately by +WL_SCOPE_SHIFT_NS and -WL_SCOPE_SHIFT_NS, so the deadline stays where
+ * it was; nothing else runs meanwhile (the loop is not run: a shift costs no kernel work).
+ *
+ * `op_deadlines` false: the reads have no deadline of their own (TMO_NEVER), so the loop's
+ * heap of kept deadlines holds the scope's alone. True: the loop keeps deadlines
+ * (TMO_DEADLINES_LOOP) and every read also carries its own, WL_SCOPE_OP_DEADLINE_NS ahead
+ * (after the scope's), so the heap holds pending + 1 entries and the scope's is its minimum.
+ *
+ * wl_scope_shift_destroy cancels every read, runs the loop until none is active (each must
+ * report -ECANCELED), exits the scope and closes the loop and the pipe.
+ */
+#define WL_SCOPE_DEADLINE_NS (60 * TMO_NSEC_PER_SEC)
+#define WL_SCOPE_OP_DEADLINE_NS (120 * TMO_NSEC_PER_SEC)
+#define WL_SCOPE_SHIFT_NS TMO_NSEC_PER_MSEC
+
+struct wl_scope_shift;
+
+int wl_scope_shift_create(struct wl_scope_shift **out, uint32_t pending, bool op_deadlines);
+int wl_scope_shift_run(struct wl_scope_shift *wl, uint64_t items);
+int wl_scope_shift_stats(const struct wl_scope_shift *wl, struct tmo_loop_stats *stats);
+/* 0 if every read is still pending in the scope and nothing has completed since create. */
+int wl_scope_shift_check(const struct wl_scope_shift *wl);
+void wl_scope_shift_destroy(struct wl_scope_shift *wl);
+
 #ifdef __cplusplus
 }
 #endif

@@ -129,6 +129,7 @@ struct tmo__loop_state {
 	bool stop;
 	bool sq_refused;         /* the kernel refused a flush; retry after the next wait */
 	struct tmo_scope *current_scope; /* innermost entered scope, or the running callback's */
+	uint64_t callbacks;      /* completion and release callbacks run: progress for RUN_ONCE */
 	struct tmo_loop_stats stats;
 };
 

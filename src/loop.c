@@ -155,8 +155,8 @@ int tmo_loop_close(struct tmo_loop *loop)
 	if (!loop || !loop->_state)
 		return -EINVAL;
 	struct tmo__loop_state *st = tmo__state(loop);
-	if (st->active || st->running)
-		return -EBUSY;
+	if (st->active || st->running || st->current_scope)
+		return -EBUSY; /* work left, or a scope still entered */
 	io_uring_queue_exit(&st->ring);
 	free(st);
 	loop->_state = NULL;
@@ -379,6 +379,7 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 		return -EINVAL;
 
 	int ret = 0;
+	uint64_t callbacks_before = st->callbacks;
 	st->running = true;
 	for (;;) {
 		unsigned delivered = process_pending(st);
@@ -409,9 +410,16 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 		ret = 0;
 		reap(st);
 		expire(st);
-		if (mode != TMO_RUN_DEFAULT || (until != TMO_NEVER && tmo_now() >= until)) {
+		if (mode == TMO_RUN_NOWAIT || (until != TMO_NEVER && tmo_now() >= until)) {
 			process_pending(st);
 			break;
+		}
+		/* One iteration means: until at least one callback ran. A wake-up can bring none
+		 * (the loop's own timer, a deadline whose cancellation completes later). */
+		if (mode == TMO_RUN_ONCE) {
+			process_pending(st);
+			if (st->callbacks != callbacks_before)
+				break;
 		}
 	}
 	/*

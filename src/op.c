@@ -592,12 +592,14 @@ static void call_in_context(struct tmo__loop_state *st, struct tmo__container *o
 			    void (*fn)(struct tmo_op *, int32_t), struct tmo_op *op, int32_t res)
 {
 	if (!owner) {
+		st->callbacks++;
 		struct tmo_scope *saved = st->current_scope;
 		st->current_scope = NULL;
 		fn(op, res);
 		st->current_scope = saved;
 		return;
 	}
+	st->callbacks++;
 	struct tmo_scope *saved = st->current_scope;
 	owner->holds++;
 	st->current_scope = tmo__container_scope(owner);

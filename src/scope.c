@@ -129,7 +129,8 @@ bool tmo_scope_expired(const struct tmo_scope *scope)
 /* Moves the deadline of a live scope to `when` (TMO_NEVER: none). */
 static int move_deadline(struct tmo_scope *scope, int64_t when)
 {
-	if (!scope || !(scope->_state & SCOPE_ENTERED) || !scope->_loop || when < 0)
+	if (!scope || !(scope->_state & SCOPE_ENTERED) || !scope->_loop || !scope->_loop->_state ||
+	    when < 0)
 		return -EINVAL;
 	if (scope->_state & SCOPE_EXPIRED)
 		return -ETIME;

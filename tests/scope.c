@@ -5,6 +5,7 @@
  * scope, bad input is refused. One second of the scenarios is 100 ms here.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -333,6 +334,48 @@ static void callbacks_keep_their_scope(void **state)
 	close(idle[1]);
 }
 
+static void run_once_waits_for_callbacks_after_an_earlier_shift(void **state)
+{
+	enum { N = 100 };
+	struct tmo_loop *loop = *state;
+	struct tmo_scope scope;
+	struct reader *rd = calloc(N, sizeof(*rd));
+	int fds[2];
+
+	/* The loop's kernel timer is armed for a deadline 60 s away; moving it earlier sends an
+	 * update whose completion wakes the loop with nothing to report. One iteration must still
+	 * mean: until a callback ran. */
+	test_pipe(fds);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_now() + 60000 * MS, 0), 0);
+	for (int i = 0; i < N; i++)
+		start_read(loop, &rd[i], fds[0], TMO_NEVER);
+	assert_int_equal(tmo_loop_run(loop, TMO_RUN_NOWAIT), N);
+	int64_t deadline = tmo_now() + 50 * MS;
+	assert_int_equal(tmo_scope_shift_at(&scope, deadline), 0);
+	assert_int_equal(tmo_loop_run(loop, TMO_RUN_ONCE), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(rd[i].r.res, -ETIME);
+		assert_on_time(rd[i].r.seen_at, deadline);
+	}
+	assert_int_equal(tmo_scope_exit(&scope), 0);
+	free(rd);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+static void loop_close_refuses_while_a_scope_is_entered(void **state)
+{
+	struct tmo_loop loop;
+	struct tmo_scope scope;
+
+	assert_int_equal(tmo_loop_init(&loop, NULL), 0);
+	assert_int_equal(tmo_scope_enter(&loop, &scope, tmo_now() + 1000 * MS, 0), 0);
+	assert_int_equal(tmo_loop_close(&loop), -EBUSY);
+	assert_int_equal(tmo_scope_shift(&scope, 5 * MS), 0); /* still fully usable */
+	assert_int_equal(tmo_scope_exit(&scope), 0);
+	assert_int_equal(tmo_loop_close(&loop), 0);
+}
+
 static void properties(void **state)
 {
 	struct tmo_loop *loop = *state;
@@ -402,6 +445,8 @@ int main(void)
 		T(shift_after_expiry_or_exit_is_refused),
 		T(limit_of_zero_starts_nothing),
 		T(callbacks_keep_their_scope),
+		T(run_once_waits_for_callbacks_after_an_earlier_shift),
+		cmocka_unit_test(loop_close_refuses_while_a_scope_is_entered),
 		T(properties),
 		T(bad_input),
 	};

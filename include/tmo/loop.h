@@ -73,8 +73,8 @@ struct tmo_loop_options {
 enum tmo_run_mode {
 	/* Run until no operation is active (or tmo_loop_stop()). */
 	TMO_RUN_DEFAULT = 0,
-	/* Wait for at least one completion or deadline if any work is active, handle what is
-	 * ready, return. */
+	/* If any work is active, wait until at least one callback has run (a completion, or a
+	 * deadline's outcome), handle what else is ready, return. */
 	TMO_RUN_ONCE = 1,
 	/* Handle what is ready without waiting, return. */
 	TMO_RUN_NOWAIT = 2,
@@ -131,9 +131,10 @@ struct tmo_loop {
 TMO_API int tmo_loop_init(struct tmo_loop *loop, const struct tmo_loop_options *options);
 
 /*
- * Tears the loop down. Returns 0, or -EBUSY (and changes nothing) while operations are still
- * active, including ones the kernel has not yet released: run the loop until they finish, or
- * cancel them and run it. -EINVAL for NULL or a loop that is not initialised.
+ * Tears the loop down. Returns 0, or -EBUSY (and changes nothing) while operations or groups
+ * are still active, including ops the kernel has not yet released, or while a scope is entered:
+ * run the loop until they finish (or cancel them and run it), exit the scopes. -EINVAL for
+ * NULL or a loop that is not initialised.
  */
 TMO_API int tmo_loop_close(struct tmo_loop *loop);
 

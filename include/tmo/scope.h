@@ -84,7 +84,7 @@ TMO_API bool tmo_scope_busy(const struct tmo_scope *scope);
  * Moving a live deadline (async-timeout's shift/update, asyncio's reschedule). Each moves the
  * scope's own deadline and so every operation pending in it, in O(log n) of the loop's kept
  * deadlines. They return 0, or (changing nothing): -ETIME if the scope already expired,
- * -EINVAL if it was exited and no work is left, or for a bad value.
+ * -EINVAL if it was exited (even with work still pending in it), or for a bad value.
  *   shift(delta):      deadline + delta (delta may be negative; the scope must have one);
  *   shift_at(when):    deadline = when (an absolute time, not TMO_NEVER);
  *   reschedule(when):  deadline = when, TMO_NEVER allowed (removes the limit).
