@@ -114,12 +114,9 @@ struct tmo_scope *tmo__container_scope(struct tmo__container *c)
 void tmo__container_cut(struct tmo__loop_state *st, struct tmo__container *c, int32_t res,
 			uint8_t cause, void *obj)
 {
-	/* Ops first; cutting may complete some at once (queued ones), which unlinks them, so
-	 * take the next link before each cut. */
-	for (struct tmo_op *op = c->first_op, *next; op; op = next) {
-		next = op->_sibling_next;
-		tmo__op_cut(st, op, res, cause, obj);
-	}
+	/* Inner containers first: a group cut from here must name this cause, not be finished
+	 * by the op waiting for it (which is one of this container's ops). Cuts may unlink
+	 * entries, so take each next link first. */
 	for (struct tmo__container *child = c->first_child, *next; child; child = next) {
 		next = child->next_sibling;
 		if (child->shield)
@@ -128,6 +125,10 @@ void tmo__container_cut(struct tmo__loop_state *st, struct tmo__container *c, in
 			tmo__group_cut(st, tmo__group_of(child), res, cause, obj);
 		else
 			tmo__container_cut(st, child, res, cause, obj);
+	}
+	for (struct tmo_op *op = c->first_op, *next; op; op = next) {
+		next = op->_sibling_next;
+		tmo__op_cut(st, op, res, cause, obj);
 	}
 }
 

@@ -87,6 +87,7 @@ void tmo__op_decide(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, 
 /* Takes a parked member off the group's waiting list. */
 void tmo__group_unpark(struct tmo_group *group, struct tmo_op *op);
 /* Group waiters (group.c). */
+int tmo__group_check_waiter(const struct tmo_group *group, const struct tmo__loop_state *st);
 void tmo__group_waiter_start(struct tmo__loop_state *st, struct tmo_op *op);
 void tmo__group_waiter_cut(struct tmo__loop_state *st, struct tmo_op *op, int32_t res);
 

@@ -44,12 +44,18 @@ static void finish(struct tmo__loop_state *st, struct tmo_group *group, enum tmo
 	if (force || group->_opt.policy == TMO_GROUP_CANCEL_PENDING)
 		tmo__container_cut(st, &group->_c, cut_res, cause, obj);
 
+	/* Members left running are no longer bound by the deadline the group has used up. */
+	if (!force && group->_opt.policy == TMO_GROUP_LEAVE_PENDING)
+		group->_c.deadline = TMO_NEVER;
+
 	struct tmo_op *waiter = group->_waiter;
 	if (waiter) {
 		group->_waiter = NULL;
 		bool cut = res == -ETIME || res == -ECANCELED;
-		tmo__op_decide(st, waiter, res, cut ? TMO_CAUSE_GROUP : TMO_CAUSE_NONE,
-			       cut ? group : NULL);
+		/* Cut from outside (a scope's expiry), the waiter names that cause too. */
+		uint8_t waiter_cause = !cut ? TMO_CAUSE_NONE : force ? cause : TMO_CAUSE_GROUP;
+		void *waiter_obj = !cut ? NULL : force ? obj : group;
+		tmo__op_decide(st, waiter, res, waiter_cause, waiter_obj);
 	}
 	group->_c.holds++; /* the group cannot become idle (and be freed) inside on_done */
 	group->_opt.on_done(group, res);
@@ -203,6 +209,19 @@ void tmo__group_on_timer(struct tmo__loop_state *st, struct tmo_group *group)
 		if (group->_state & GROUP_FINISHED)
 			return;
 	}
+	/* Created in a scope whose deadline had already passed: that scope's expiry has been and
+	 * gone, so finish the group for it now. */
+	if (group->_c.parent) {
+		const struct tmo__container *binding;
+		int64_t limit = tmo__container_effective(group->_c.parent, &binding);
+		if (limit != TMO_NEVER && limit <= tmo_now()) {
+			struct tmo__container *b = (struct tmo__container *)binding;
+			bool scope = b->kind == TMO__CONTAINER_SCOPE;
+			tmo__group_cut(st, group, -ETIME, scope ? TMO_CAUSE_SCOPE : TMO_CAUSE_GROUP,
+				       scope ? (void *)tmo__scope_of(b) : (void *)tmo__group_of(b));
+			return;
+		}
+	}
 	int64_t deadline = group->_c.deadline;
 	if (deadline != TMO_NEVER && deadline <= tmo_now())
 		finish(st, group, TMO_GROUP_TIMED_OUT, -ETIME, -ETIME, TMO_CAUSE_GROUP, group, false);
@@ -224,6 +243,10 @@ void tmo__group_waiter_start(struct tmo__loop_state *st, struct tmo_op *op)
 {
 	struct tmo_group *group = op->_args.group;
 
+	if (group->_state & GROUP_FINISHED) {
+		tmo__op_decide(st, op, group->_res, TMO_CAUSE_NONE, NULL);
+		return;
+	}
 	/* The group's work now belongs where the op waiting for it is, so that what cuts the
 	 * op (an enclosing scope, a parent group) cuts the group's members too. */
 	if (op->_owner && group->_c.parent != op->_owner) {
@@ -232,10 +255,6 @@ void tmo__group_waiter_start(struct tmo__loop_state *st, struct tmo_op *op)
 		tmo__container_attach(op->_owner, &group->_c);
 		if (old)
 			tmo__container_check_done(st, old);
-	}
-	if (group->_state & GROUP_FINISHED) {
-		tmo__op_decide(st, op, group->_res, TMO_CAUSE_NONE, NULL);
-		return;
 	}
 	group->_waiter = op;
 	if (op->_deadline == TMO_NEVER)
@@ -263,6 +282,16 @@ void tmo__group_waiter_cut(struct tmo__loop_state *st, struct tmo_op *op, int32_
 	tmo__op_decide(st, op, res, op->_cause, op->_cause_obj);
 }
 
+int tmo__group_check_waiter(const struct tmo_group *group, const struct tmo__loop_state *st)
+{
+	if (!group || !(group->_state & GROUP_INIT) || !group->_loop ||
+	    tmo__state(group->_loop) != st)
+		return -EINVAL; /* never initialised, closed, or on another loop */
+	if (group->_waiter)
+		return -EBUSY; /* one op waits for a group at a time */
+	return 0;
+}
+
 /* ---- API --------------------------------------------------------------------------------- */
 
 int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
@@ -274,18 +303,25 @@ int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
 	    (unsigned)options->policy > TMO_GROUP_LEAVE_PENDING || options->deadline < 0 ||
 	    (options->mode == TMO_GROUP_QUORUM && !options->quorum))
 		return -EINVAL;
+	if ((group->_state & GROUP_INIT) && !(group->_state & GROUP_IDLE))
+		return -EBUSY; /* live: wiping it would orphan its members */
 	struct tmo__loop_state *st = tmo__state(loop);
+	const struct tmo__container *binding;
+	struct tmo__container *parent = st->current_scope ? &st->current_scope->_c : NULL;
+	int64_t limit = parent ? tmo__container_effective(parent, &binding) : TMO_NEVER;
 
 	memset(group, 0, sizeof(*group));
 	group->data = options->data;
 	group->_opt = *options;
 	group->_loop = loop;
 	tmo__container_init(&group->_c, TMO__CONTAINER_GROUP, options->deadline, false);
-	if (st->current_scope)
-		tmo__container_attach(&st->current_scope->_c, &group->_c);
+	if (parent)
+		tmo__container_attach(parent, &group->_c);
 	group->_state = GROUP_INIT;
 	st->active++; /* the group is work until it finished and nothing is pending */
-	if (options->deadline != TMO_NEVER)
+	if (limit != TMO_NEVER && limit <= tmo_now())
+		tmo__timer_arm(st, &group->_c.timer, 0); /* in an expired scope: times out at once */
+	else if (options->deadline != TMO_NEVER)
 		tmo__timer_arm(st, &group->_c.timer, options->deadline); /* passed: next iteration */
 	return 0;
 }
@@ -296,6 +332,13 @@ int tmo_group_add(struct tmo_group *group, struct tmo_op *op, int64_t deadline)
 		return -EINVAL;
 	if (group->_state & (GROUP_SEALED | GROUP_FINISHED))
 		return -EPIPE;
+	if ((op->_flags & TMO__F_PREPARED) && op->_kind == TMO__KIND_GROUP && op->_args.group) {
+		/* A group cannot wait for itself, directly or through the groups it is in. */
+		const struct tmo__container *waited = &op->_args.group->_c;
+		for (const struct tmo__container *c = &group->_c; c; c = c->parent)
+			if (c == waited)
+				return -EINVAL;
+	}
 	uint32_t limit = group->_opt.max_running;
 	int ret;
 

@@ -375,14 +375,8 @@ static int check_args(const struct tmo__loop_state *st, const struct tmo_op *op)
 		if (!op->_args.open.path)
 			return -EINVAL;
 		break;
-	case TMO__KIND_GROUP: {
-		const struct tmo_group *group = op->_args.group;
-		if (!group || !group->_loop || tmo__state(group->_loop) != st)
-			return -EINVAL;
-		if (group->_waiter)
-			return -EBUSY; /* one op waits for a group at a time */
-		return 0;
-	}
+	case TMO__KIND_GROUP:
+		return tmo__group_check_waiter(op->_args.group, st);
 	case TMO__KIND_NONE:
 	case TMO__KIND_COUNT_:
 		return -EINVAL;

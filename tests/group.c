@@ -14,9 +14,7 @@
  * after the loop ran, so that a failure never jumps out of a running loop.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdbool.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -236,9 +234,11 @@ static void add(struct fixture *fx, struct tmo_op *op, int64_t deadline)
 	assert_int_equal(tmo_group_add(&fx->group, op, deadline), 0);
 }
 
+/* Runs the loop until no work is left, bounded: a group that never lets go fails the test
+ * (with work left, which teardown reports) instead of hanging it. */
 static void run_all(struct tmo_loop *loop)
 {
-	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
+	assert_int_equal(tmo_loop_run_until(loop, tmo_now() + 10 * U), 0);
 }
 
 /* The member completed once with `res` and `cause`, on time for `when`. */
@@ -687,13 +687,13 @@ static void done_list_and_on_member_follow_completion_order(void **state)
 
 enum { A, B, Q, C, D, E, F, G };
 
-/* From Q's on_member, at 0.5 s: G (a sleep already due) joins the queue behind C. */
+/* From Q's on_member, at 0.3 s: G (a sleep already due) joins the queue behind C. */
 static void limit_add_from_on_member(struct fixture *fx, struct member *m)
 {
 	if (m->idx != Q)
 		return;
 	fx->hook_got[0] = (int32_t)tmo_group_pending_count(&fx->group);
-	fx->hook_got[1] = tmo_group_add(&fx->group, sleeper(fx, G, fx->t0 + 3 * U / 10), TMO_NEVER);
+	fx->hook_got[1] = tmo_group_add(&fx->group, sleeper(fx, G, fx->t0 + U / 10), TMO_NEVER);
 	fx->hook_got[2] = (int32_t)tmo_group_pending_count(&fx->group);
 }
 
@@ -724,9 +724,9 @@ static void limit_add_at_1_5(struct action *a)
 }
 
 /*
- * max_running 2. At 0: A (1 s), B (3 s), Q (a read with data, own deadline 0.5 s) and C (a
+ * max_running 2. At 0: A (1 s), B (3 s), Q (a read with data, own deadline 0.3 s) and C (a
  * read with data) are added: Q and C wait. Q's deadline passes while it waits: -ETIME at
- * 0.5 s, never started (its data stays). Q's on_member adds G (a sleep already due): it waits
+ * 0.3 s, never started (its data stays). Q's on_member adds G (a sleep already due): it waits
  * behind C. At 0.7 s D (due too) is added and waits behind G. At 1 s A's slot goes to C, G,
  * D in turn, each completing at once. At 1.5 s E (2.5 s) takes the free slot and F (due)
  * waits until E is done. B ends it at 3 s. A member that started before a slot was free
@@ -747,7 +747,7 @@ static void limit_queues_members_added_over_time(void **state)
 	add(&fx, sleeper(&fx, B, t0 + 3 * U), TMO_NEVER);
 	reader(&fx, Q);
 	test_write_all(fx.m[Q].fds[1], "data", 4);
-	add(&fx, &fx.m[Q].op, t0 + U / 2);
+	add(&fx, &fx.m[Q].op, t0 + 3 * U / 10);
 	reader(&fx, C);
 	test_write_all(fx.m[C].fds[1], "abc", 3);
 	add(&fx, &fx.m[C].op, TMO_NEVER);
@@ -773,7 +773,7 @@ static void limit_queues_members_added_over_time(void **state)
 	assert_int_equal(late.got[3], 3);
 	assert_int_equal(late.got[4], 0);
 
-	assert_member(&fx.m[Q], -ETIME, TMO_CAUSE_OWN, t0 + U / 2);
+	assert_member(&fx.m[Q], -ETIME, TMO_CAUSE_OWN, t0 + 3 * U / 10);
 	assert_int_equal(test_readable(fx.m[Q].fds[0]), 4);
 	assert_member(&fx.m[A], 0, TMO_CAUSE_NONE, t0 + U);
 	assert_member(&fx.m[C], 3, TMO_CAUSE_NONE, t0 + U);
@@ -1158,6 +1158,30 @@ static void scope_deadline_with_an_op_waiting_for_the_group(void **state)
 	assert_closed(&fx);
 }
 
+/* A group started in a scope whose deadline has already passed: nothing in it starts, and the
+ * group times out too (group.h: TIMED_OUT when an enclosing scope's deadline passed), from
+ * the loop, rather than waiting for ever for a seal. */
+static void group_in_an_expired_scope_times_out(void **state)
+{
+	struct fixture fx;
+	struct tmo_scope scope;
+
+	fx_init(&fx, *state, 1);
+	assert_int_equal(tmo_scope_enter(fx.loop, &scope, fx.t0, 0), 0);
+	struct tmo_group_options o = fx_options(&fx, TMO_GROUP_ALL, TMO_GROUP_CANCEL_PENDING);
+	fx_group_init(&fx, &o);
+	add(&fx, sleeper(&fx, 0, fx.t0 + 5 * U), TMO_NEVER);
+	assert_int_equal(tmo_scope_exit(&scope), 0);
+	/* Not sealed: only the scope's deadline can end it. */
+	run_all(fx.loop);
+
+	assert_member(&fx.m[0], -ETIME, TMO_CAUSE_SCOPE, fx.t0);
+	assert_ptr_equal(tmo_op_cause_scope(&fx.m[0].op), &scope);
+	assert_done(&fx, -ETIME, TMO_GROUP_TIMED_OUT, fx.t0);
+	assert_false(tmo_scope_busy(&scope));
+	assert_closed(&fx);
+}
+
 /* ---- bad input --------------------------------------------------------------------------- */
 
 static void never_done(struct tmo_group *group, int32_t res)
@@ -1300,7 +1324,7 @@ static void waiting_for_a_group_of_another_loop_is_refused(void **state)
 	assert_int_equal(tmo_op_start(loop, &w.op, TMO_NEVER, test_record), -EINVAL);
 	assert_int_equal(tmo_loop_active(loop), 0);
 	assert_int_equal(tmo_group_seal(&fx.group), 0);
-	assert_int_equal(tmo_loop_run(&other, TMO_RUN_DEFAULT), 0);
+	assert_int_equal(tmo_loop_run_until(&other, tmo_now() + 20 * U), 0);
 	assert_int_equal(fx.done_calls, 1);
 	assert_int_equal(tmo_group_close(&fx.group), 0);
 	assert_int_equal(tmo_loop_close(&other), 0);
@@ -1471,6 +1495,8 @@ static void a_group_waiting_for_itself_does_not_crash(void **state)
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, test_loop_setup, test_loop_teardown)
+/* The same scenario with every op deadline kept by the loop (TMO_DEADLINES_LOOP). */
+#define TL(f) { #f "_loop_deadlines", f, test_loop_setup_loop_deadlines, test_loop_teardown, NULL }
 	const struct CMUnitTest tests[] = {
 		T(gather_times_out_at_the_group_deadline),
 		T(gather_with_a_deadline_on_one_member),
@@ -1498,6 +1524,7 @@ int main(void)
 		T(scope_deadline_cuts_the_groups_members),
 		T(scope_deadline_cuts_members_a_finished_group_left_running),
 		T(scope_deadline_with_an_op_waiting_for_the_group),
+		T(group_in_an_expired_scope_times_out),
 		T(bad_input_is_refused_and_changes_nothing),
 		T(waiting_for_a_group_of_another_loop_is_refused),
 		T(init_on_a_busy_group_is_refused),
@@ -1505,6 +1532,10 @@ int main(void)
 		T(waiting_for_a_finished_group_as_a_member),
 		T(waiting_for_a_finished_group_in_a_scope),
 		T(a_group_waiting_for_itself_does_not_crash),
+		TL(gather_with_a_deadline_on_one_member),
+		TL(first_success_waits_past_failures),
+		TL(limit_queues_members_added_over_time),
+		TL(waiting_for_a_group_with_a_deadline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

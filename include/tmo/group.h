@@ -13,7 +13,8 @@
  * cancelled (TMO_GROUP_CANCEL_PENDING, gather with an outer timeout: they complete with
  * -ETIME, or -ECANCELED when the group finished for another reason, and tmo_op_cause() names
  * the group) or left running (TMO_GROUP_LEAVE_PENDING, asyncio.wait: they stay in the pending
- * set and move to the done set when they complete). Each member's completion is reported, in
+ * set and move to the done set when they complete, no longer bound by the group's deadline;
+ * members still waiting for a slot start as slots free up). Each member's completion is reported, in
  * completion order, to on_member (as_completed).
  *
  * Outcomes of members: success is res >= 0; anything else (an error, -ETIME, -ECANCELED) is a
@@ -98,9 +99,10 @@ struct tmo_group {
 };
 
 /*
- * Starts an empty group on `loop` (inside the loop's current scope, if any). Its deadline counts
- * from now. Returns 0, or -EINVAL (NULL, no on_done, unknown mode or policy, quorum 0 in QUORUM
- * mode, negative deadline), -EBUSY (the group is still busy).
+ * Starts an empty group on `loop` (inside the loop's current scope, if any; in a scope whose
+ * deadline has passed it times out at once). `group` must be zeroed, or closed with
+ * tmo_group_close(). Returns 0, or -EINVAL (NULL, no on_done, unknown mode or policy, quorum 0
+ * in QUORUM mode, negative deadline), -EBUSY (the group is live).
  */
 TMO_API int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
 			   const struct tmo_group_options *options);
@@ -109,8 +111,9 @@ TMO_API int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
  * Adds a prepared op as a member with its own `deadline` (TMO_NEVER for none), and starts it
  * unless max_running members are running (then it waits; if its deadline passes while it
  * waits it completes with -ETIME and never starts). The group takes the op's callback: use
- * on_member. Returns 0, or -EINVAL (NULL, unprepared op, negative deadline), -EBUSY (op
- * active), -EPIPE (the group is sealed or finished), or tmo_op_start()'s error.
+ * on_member. Returns 0, or -EINVAL (NULL, unprepared op, negative deadline, an op waiting for
+ * this group or for a group that contains it), -EBUSY (op active), -EPIPE (the group is sealed
+ * or finished), or tmo_op_start()'s error.
  */
 TMO_API int tmo_group_add(struct tmo_group *group, struct tmo_op *op, int64_t deadline);
 
@@ -133,7 +136,8 @@ TMO_API struct tmo_op *tmo_group_done_first(const struct tmo_group *group);
 TMO_API struct tmo_op *tmo_group_done_next(const struct tmo_op *member);
 /* The first member that failed (NULL if none). */
 TMO_API struct tmo_op *tmo_group_first_failure(const struct tmo_group *group);
-/* True until the group finished and no member is pending. */
+/* True until the group finished and no member is pending; also inside on_done (close the
+ * group after on_done has returned). */
 TMO_API bool tmo_group_busy(const struct tmo_group *group);
 /* Ends the caller's use of the group: 0, and the struct (and its member ops) may be reused or
  * freed; -EBUSY while it has not finished or members are pending (nothing changes: cancel it
