@@ -409,6 +409,28 @@ struct tmo_op *tmo_group_done_next(const struct tmo_op *member)
 	return member ? member->_group_next : NULL;
 }
 
+/* Members still in the group's container and not yet reported: running or waiting. (An io-wq
+ * member already reported stays in the container until the kernel releases it.) */
+static struct tmo_op *skip_reported(struct tmo_op *op)
+{
+	while (op && (op->_flags & TMO__F_REPORTED))
+		op = op->_sibling_next;
+	return op;
+}
+
+struct tmo_op *tmo_group_pending_first(const struct tmo_group *group)
+{
+	return group ? skip_reported(group->_c.first_op) : NULL;
+}
+
+struct tmo_op *tmo_group_pending_next(const struct tmo_op *member)
+{
+	if (!member || !member->_owner || member->_owner->kind != TMO__CONTAINER_GROUP ||
+	    !(member->_flags & TMO__F_ACTIVE))
+		return NULL;
+	return skip_reported(member->_sibling_next);
+}
+
 struct tmo_op *tmo_group_first_failure(const struct tmo_group *group)
 {
 	return group ? group->_first_failure : NULL;

@@ -65,6 +65,8 @@ struct fixture {
 	int64_t done_at;
 	enum tmo_group_reason done_reason;
 	uint32_t done_count_at_done, pending_at_done;
+	unsigned pending_set_at_done; /* bit i: member i was in the pending set */
+	int pending_walked_at_done;   /* members the pending iterator gave */
 	int close_at_done; /* tmo_group_close() tried inside on_done, if try_close_at_done */
 	bool try_close_at_done;
 	/* on_member, in call order */
@@ -85,6 +87,10 @@ static void fx_on_done(struct tmo_group *group, int32_t res)
 	fx->done_reason = tmo_group_reason(group);
 	fx->done_count_at_done = tmo_group_done_count(group);
 	fx->pending_at_done = tmo_group_pending_count(group);
+	for (struct tmo_op *op = tmo_group_pending_first(group); op; op = tmo_group_pending_next(op)) {
+		fx->pending_set_at_done |= 1u << ((struct member *)op)->idx;
+		fx->pending_walked_at_done++;
+	}
 	if (fx->try_close_at_done)
 		fx->close_at_done = tmo_group_close(group);
 }
@@ -623,6 +629,9 @@ static void wait_with_a_deadline_leaves_the_rest_running(void **state)
 	assert_done(&fx, -ETIME, TMO_GROUP_TIMED_OUT, deadline);
 	assert_int_equal(fx.done_count_at_done, 2);
 	assert_int_equal(fx.pending_at_done, 3);
+	/* The pending set itself: members 2, 3, 4, each once. */
+	assert_int_equal(fx.pending_walked_at_done, 3);
+	assert_int_equal(fx.pending_set_at_done, (1u << 2) | (1u << 3) | (1u << 4));
 	for (int i = 0; i < 5; i++)
 		assert_member(&fx.m[i], 0, TMO_CAUSE_NONE, fx.t0 + (i + 1) * U);
 	int order[5] = { 0, 1, 2, 3, 4 };

@@ -134,6 +134,10 @@ TMO_API uint32_t tmo_group_pending_count(const struct tmo_group *group);
 /* Done members in completion order: first, then next (NULL at the end). */
 TMO_API struct tmo_op *tmo_group_done_first(const struct tmo_group *group);
 TMO_API struct tmo_op *tmo_group_done_next(const struct tmo_op *member);
+/* Pending members (running or waiting for a slot), in no particular order: first, then next
+ * (NULL at the end). Their results come later, to on_member. */
+TMO_API struct tmo_op *tmo_group_pending_first(const struct tmo_group *group);
+TMO_API struct tmo_op *tmo_group_pending_next(const struct tmo_op *member);
 /* The first member that failed (NULL if none). */
 TMO_API struct tmo_op *tmo_group_first_failure(const struct tmo_group *group);
 /* True until the group finished and no member is pending; also inside on_done (close the
