@@ -11,6 +11,7 @@ enum {
 	GROUP_IDLE = 1u << 3,        /* finished and nothing pending: the caller's again */
 	GROUP_POKE_EVAL = 1u << 4,   /* re-evaluate from the loop (after seal) */
 	GROUP_POKE_CANCEL = 1u << 5, /* cancel from the loop (after tmo_group_cancel) */
+	GROUP_POKE_CUT = 1u << 6,    /* finish from the loop for a cut (_cut_res, _cut_cause) */
 };
 
 static struct tmo__loop_state *state_of(const struct tmo_group *group)
@@ -197,6 +198,13 @@ void tmo__group_on_timer(struct tmo__loop_state *st, struct tmo_group *group)
 {
 	if (group->_state & GROUP_FINISHED)
 		return;
+	if (group->_state & GROUP_POKE_CUT) {
+		int32_t res = group->_cut_res;
+		group->_state &= (uint8_t)~(GROUP_POKE_CUT | GROUP_POKE_CANCEL | GROUP_POKE_EVAL);
+		finish(st, group, res == -ETIME ? TMO_GROUP_TIMED_OUT : TMO_GROUP_CANCELLED, res, res,
+		       group->_cut_cause, group->_cut_obj, true);
+		return;
+	}
 	if (group->_state & GROUP_POKE_CANCEL) {
 		group->_state &= (uint8_t)~(GROUP_POKE_CANCEL | GROUP_POKE_EVAL);
 		finish(st, group, TMO_GROUP_CANCELLED, -ECANCELED, -ECANCELED, TMO_CAUSE_GROUP,
@@ -217,8 +225,9 @@ void tmo__group_on_timer(struct tmo__loop_state *st, struct tmo_group *group)
 		if (limit != TMO_NEVER && limit <= tmo_now()) {
 			struct tmo__container *b = (struct tmo__container *)binding;
 			bool scope = b->kind == TMO__CONTAINER_SCOPE;
-			tmo__group_cut(st, group, -ETIME, scope ? TMO_CAUSE_SCOPE : TMO_CAUSE_GROUP,
-				       scope ? (void *)tmo__scope_of(b) : (void *)tmo__group_of(b));
+			finish(st, group, TMO_GROUP_TIMED_OUT, -ETIME, -ETIME,
+			       scope ? TMO_CAUSE_SCOPE : TMO_CAUSE_GROUP,
+			       scope ? (void *)tmo__scope_of(b) : (void *)tmo__group_of(b), true);
 			return;
 		}
 	}
@@ -229,14 +238,29 @@ void tmo__group_on_timer(struct tmo__loop_state *st, struct tmo_group *group)
 		tmo__timer_arm(st, &group->_c.timer, deadline);
 }
 
+/*
+ * Cut from outside (an enclosing scope's expiry, a parent group, the op waiting for it): the
+ * members are cut now, the group finishes from the loop's next look at its timer. Never
+ * finishing here keeps on_done out of the middle of a cut that is walking the tree (where
+ * on_done could close and free a sibling) and out of calls such as tmo_op_cancel().
+ */
+static void cut_later(struct tmo__loop_state *st, struct tmo_group *group, int32_t res,
+		      uint8_t cause, void *obj, bool cut_members)
+{
+	if (cut_members)
+		tmo__container_cut(st, &group->_c, res, cause, obj);
+	if ((group->_state & GROUP_FINISHED) || (group->_state & GROUP_POKE_CUT))
+		return;
+	group->_cut_res = res;
+	group->_cut_cause = cause;
+	group->_cut_obj = obj;
+	poke(group, GROUP_POKE_CUT);
+}
+
 void tmo__group_cut(struct tmo__loop_state *st, struct tmo_group *group, int32_t res,
 		    uint8_t cause, void *obj)
 {
-	if (!(group->_state & GROUP_FINISHED))
-		finish(st, group, res == -ETIME ? TMO_GROUP_TIMED_OUT : TMO_GROUP_CANCELLED, res, res,
-		       cause, obj, true);
-	else
-		tmo__container_cut(st, &group->_c, res, cause, obj); /* left-running members */
+	cut_later(st, group, res, cause, obj, true);
 }
 
 void tmo__group_waiter_start(struct tmo__loop_state *st, struct tmo_op *op)
@@ -247,15 +271,8 @@ void tmo__group_waiter_start(struct tmo__loop_state *st, struct tmo_op *op)
 		tmo__op_decide(st, op, group->_res, TMO_CAUSE_NONE, NULL);
 		return;
 	}
-	/* The group's work now belongs where the op waiting for it is, so that what cuts the
-	 * op (an enclosing scope, a parent group) cuts the group's members too. */
-	if (op->_owner && group->_c.parent != op->_owner) {
-		struct tmo__container *old = group->_c.parent;
-		tmo__container_detach(&group->_c);
-		tmo__container_attach(op->_owner, &group->_c);
-		if (old)
-			tmo__container_check_done(st, old);
-	}
+	/* The group stays where it was created (its scope still bounds it); whatever cuts the
+	 * op waiting for it (an enclosing scope, a parent group) cuts the group through the op. */
 	group->_waiter = op;
 	if (op->_deadline == TMO_NEVER)
 		return;
@@ -272,14 +289,27 @@ void tmo__group_waiter_cut(struct tmo__loop_state *st, struct tmo_op *op, int32_
 	struct tmo_group *group = op->_args.group;
 
 	if (group->_waiter == op && !(group->_state & GROUP_FINISHED)) {
-		/* finish() decides the op with the group's result, which is `res`. */
-		finish(st, group, res == -ETIME ? TMO_GROUP_TIMED_OUT : TMO_GROUP_CANCELLED, res, res,
-		       TMO_CAUSE_GROUP, group, false);
+		/* The group finishes from the loop and then decides the op with its result, which
+		 * is `res`; its pending members go per its policy. */
+		cut_later(st, group, res, TMO_CAUSE_GROUP, group,
+			  group->_opt.policy == TMO_GROUP_CANCEL_PENDING);
 		return;
 	}
 	if (group->_waiter == op)
 		group->_waiter = NULL;
 	tmo__op_decide(st, op, res, op->_cause, op->_cause_obj);
+}
+
+/* Whether `from` is, or waits (through members made by tmo_prep_group, at any depth) for,
+ * `target`. Each group has at most one waiting op, so this walks a forest: linear. */
+static bool waits_for(const struct tmo_group *from, const struct tmo_group *target)
+{
+	if (from == target)
+		return true;
+	for (const struct tmo_op *op = from->_c.first_op; op; op = op->_sibling_next)
+		if (op->_kind == TMO__KIND_GROUP && op->_args.group && waits_for(op->_args.group, target))
+			return true;
+	return false;
 }
 
 int tmo__group_check_waiter(const struct tmo_group *group, const struct tmo__loop_state *st)
@@ -332,17 +362,13 @@ int tmo_group_add(struct tmo_group *group, struct tmo_op *op, int64_t deadline)
 		return -EINVAL;
 	if (group->_state & (GROUP_SEALED | GROUP_FINISHED))
 		return -EPIPE;
-	if ((op->_flags & TMO__F_PREPARED) && op->_kind == TMO__KIND_GROUP && op->_args.group) {
-		/* A group cannot wait for itself, directly or through the groups it is in. */
-		const struct tmo__container *waited = &op->_args.group->_c;
-		for (const struct tmo__container *c = &group->_c; c; c = c->parent)
-			if (c == waited)
-				return -EINVAL;
-	}
+	bool waiter = (op->_flags & TMO__F_PREPARED) && op->_kind == TMO__KIND_GROUP;
+	if (waiter && op->_args.group && waits_for(op->_args.group, group))
+		return -EINVAL; /* the group would wait for itself */
 	uint32_t limit = group->_opt.max_running;
 	int ret;
 
-	if (limit && group->_running >= limit) {
+	if (limit && group->_running >= limit && !waiter) {
 		ret = tmo__op_park_in(group->_loop, op, deadline, member_done, &group->_c);
 		if (ret)
 			return ret;

@@ -509,13 +509,16 @@ static void end_early(struct tmo__loop_state *st, struct tmo_op *op, int32_t res
 {
 	op->_cause = cause;
 	op->_cause_obj = obj;
-	if (op->_kind == TMO__KIND_GROUP) {
-		tmo__group_waiter_cut(st, op, res);
-		return;
-	}
 	if (op->_flags & TMO__F_GROUP_WAITING) {
 		unpark(st, op);
 		tmo__op_decide(st, op, res, cause, obj);
+		return;
+	}
+	if (op->_kind == TMO__KIND_GROUP) {
+		/* Its outcome is decided now (a second cancel says -EALREADY); the group delivers
+		 * it when it finishes from the loop. */
+		op->_flags |= res == -ETIME ? TMO__F_EXPIRED : TMO__F_CANCEL;
+		tmo__group_waiter_cut(st, op, res);
 		return;
 	}
 	op->_flags |= res == -ETIME ? TMO__F_EXPIRED : TMO__F_CANCEL;

@@ -27,7 +27,9 @@ int tmo_scope_enter(struct tmo_loop *loop, struct tmo_scope *scope, int64_t dead
 	if (!loop || !loop->_state || !scope || deadline < 0 || (flags & ~(unsigned)TMO_SCOPE_SHIELD))
 		return -EINVAL;
 	struct tmo__loop_state *st = tmo__state(loop);
-	/* Entering a scope that is already on the loop's stack would make a cycle. */
+	/* A live scope (on the stack, or exited with work pending) must not be wiped. */
+	if (tmo_scope_busy(scope))
+		return -EBUSY;
 	for (struct tmo_scope *s = st->current_scope; s; s = s->_enclosing)
 		if (s == scope)
 			return -EBUSY;

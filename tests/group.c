@@ -1077,7 +1077,7 @@ static void cancelling_the_waiting_op_cancels_the_group(void **state)
 static void scope_deadline_cuts_the_groups_members(void **state)
 {
 	struct fixture fx;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 
 	fx_init(&fx, *state, 3);
 	int64_t deadline = fx.t0 + 2 * U;
@@ -1107,7 +1107,7 @@ static void scope_deadline_cuts_the_groups_members(void **state)
 static void scope_deadline_cuts_members_a_finished_group_left_running(void **state)
 {
 	struct fixture fx;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 
 	fx_init(&fx, *state, 3);
 	int64_t deadline = fx.t0 + 2 * U;
@@ -1136,7 +1136,7 @@ static void scope_deadline_cuts_members_a_finished_group_left_running(void **sta
 static void scope_deadline_with_an_op_waiting_for_the_group(void **state)
 {
 	struct fixture fx;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 	struct test_result w = { 0 };
 
 	fx_init(&fx, *state, 3);
@@ -1173,7 +1173,7 @@ static void scope_deadline_with_an_op_waiting_for_the_group(void **state)
 static void group_in_an_expired_scope_times_out(void **state)
 {
 	struct fixture fx;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 
 	fx_init(&fx, *state, 1);
 	assert_int_equal(tmo_scope_enter(fx.loop, &scope, fx.t0, 0), 0);
@@ -1203,7 +1203,7 @@ static void bad_input_is_refused_and_changes_nothing(void **state)
 {
 	struct tmo_loop *loop = *state;
 	struct fixture fx;
-	struct tmo_group g;
+	struct tmo_group g = { 0 };
 	struct tmo_op op;
 	struct test_result outside = { 0 };
 	struct tmo_group_options o = {
@@ -1418,7 +1418,7 @@ static void waiting_for_a_finished_group_as_a_member(void **state)
 static void waiting_for_a_finished_group_in_a_scope(void **state)
 {
 	struct fixture done;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 	struct test_result w = { 0 };
 
 	fx_init(&done, *state, 0);
@@ -1453,7 +1453,7 @@ static void quiet_done(struct tmo_group *group, int32_t res)
 static int self_wait_child(void)
 {
 	struct tmo_loop loop;
-	struct tmo_group g;
+	struct tmo_group g = { 0 };
 	struct tmo_op sleeper_op, w;
 
 	alarm(5);

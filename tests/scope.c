@@ -27,7 +27,7 @@ static void start_read(struct tmo_loop *loop, struct reader *rd, int fd, int64_t
 static void expiry_cuts_pending_ops_and_keeps_results(void **state)
 {
 	struct tmo_loop *loop = *state;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 	struct reader idle[3] = { 0 }, served = { 0 };
 	int fds[2], data[2];
 
@@ -65,7 +65,7 @@ static void expiry_cuts_pending_ops_and_keeps_results(void **state)
 static void inner_ops_own_timeout_does_not_expire_the_scope(void **state)
 {
 	struct tmo_loop *loop = *state;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 	struct reader rd = { 0 };
 	int fds[2];
 
@@ -90,7 +90,7 @@ static void inner_ops_own_timeout_does_not_expire_the_scope(void **state)
 static void nested_scope_cannot_extend_the_outer(void **state)
 {
 	struct tmo_loop *loop = *state;
-	struct tmo_scope outer, inner;
+	struct tmo_scope outer = { 0 }, inner = { 0 };
 	struct reader rd = { 0 };
 	int fds[2];
 
@@ -116,7 +116,7 @@ static void nested_scope_cannot_extend_the_outer(void **state)
 static void nested_scope_that_ends_first(void **state)
 {
 	struct tmo_loop *loop = *state;
-	struct tmo_scope outer, inner;
+	struct tmo_scope outer = { 0 }, inner = { 0 };
 	struct reader in_inner = { 0 }, in_outer = { 0 };
 	int fds[2];
 
@@ -141,7 +141,7 @@ static void nested_scope_that_ends_first(void **state)
 static void shield_is_exempt_from_the_enclosing_scope(void **state)
 {
 	struct tmo_loop *loop = *state;
-	struct tmo_scope outer, shielded;
+	struct tmo_scope outer = { 0 }, shielded = { 0 };
 	struct reader exposed = { 0 }, protected_rd = { 0 };
 	int fds[2];
 
@@ -170,7 +170,7 @@ static void shield_is_exempt_from_the_enclosing_scope(void **state)
 static void shift_moves_the_expiry(void **state)
 {
 	struct tmo_loop *loop = *state;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 	struct reader rd = { 0 };
 	int fds[2];
 
@@ -205,7 +205,7 @@ static void shift_moves_the_expiry(void **state)
 static void shift_at_reschedule_and_earlier(void **state)
 {
 	struct tmo_loop *loop = *state;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 	struct reader rd = { 0 };
 	int fds[2];
 
@@ -240,7 +240,7 @@ static void shift_at_reschedule_and_earlier(void **state)
 static void shift_after_expiry_or_exit_is_refused(void **state)
 {
 	struct tmo_loop *loop = *state;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 	struct reader rd = { 0 };
 	int fds[2];
 
@@ -268,7 +268,7 @@ static void shift_after_expiry_or_exit_is_refused(void **state)
 static void limit_of_zero_starts_nothing(void **state)
 {
 	struct tmo_loop *loop = *state;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 	struct reader rd = { 0 };
 	int fds[2];
 
@@ -307,7 +307,7 @@ static void first_done(struct tmo_op *op, int32_t res)
 static void callbacks_keep_their_scope(void **state)
 {
 	struct tmo_loop *loop = *state;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 	struct chain c = { .loop = loop };
 	int data[2], idle[2];
 
@@ -338,7 +338,7 @@ static void run_once_waits_for_callbacks_after_an_earlier_shift(void **state)
 {
 	enum { N = 100 };
 	struct tmo_loop *loop = *state;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 	struct reader *rd = calloc(N, sizeof(*rd));
 	int fds[2];
 
@@ -366,7 +366,7 @@ static void run_once_waits_for_callbacks_after_an_earlier_shift(void **state)
 static void loop_close_refuses_while_a_scope_is_entered(void **state)
 {
 	struct tmo_loop loop;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 
 	assert_int_equal(tmo_loop_init(&loop, NULL), 0);
 	assert_int_equal(tmo_scope_enter(&loop, &scope, tmo_now() + 1000 * MS, 0), 0);
@@ -379,7 +379,7 @@ static void loop_close_refuses_while_a_scope_is_entered(void **state)
 static void properties(void **state)
 {
 	struct tmo_loop *loop = *state;
-	struct tmo_scope scope;
+	struct tmo_scope scope = { 0 };
 
 	int64_t before = tmo_now();
 	assert_int_equal(tmo_scope_enter_after(loop, &scope, 500 * MS, 0), 0);
@@ -403,7 +403,7 @@ static void properties(void **state)
 static void bad_input(void **state)
 {
 	struct tmo_loop *loop = *state;
-	struct tmo_scope scope, other;
+	struct tmo_scope scope = { 0 }, other = { 0 };
 
 	assert_int_equal(tmo_scope_enter(NULL, &scope, TMO_NEVER, 0), -EINVAL);
 	assert_int_equal(tmo_scope_enter(loop, NULL, TMO_NEVER, 0), -EINVAL);

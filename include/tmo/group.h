@@ -94,6 +94,9 @@ struct tmo_group {
 	uint32_t _added, _running, _queued, _done, _succeeded, _failed;
 	struct tmo_op *_first_failure;
 	int32_t _res;
+	int32_t _cut_res;     /* a cut waiting to finish the group from the loop */
+	void *_cut_obj;
+	uint8_t _cut_cause;
 	uint8_t _reason;
 	uint8_t _state;
 };
@@ -110,7 +113,9 @@ TMO_API int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
 /*
  * Adds a prepared op as a member with its own `deadline` (TMO_NEVER for none), and starts it
  * unless max_running members are running (then it waits; if its deadline passes while it
- * waits it completes with -ETIME and never starts). The group takes the op's callback: use
+ * waits it completes with -ETIME and never starts). An op made by tmo_prep_group() always
+ * starts at once: the group it waits for runs its members already, so the limit could not
+ * hold them back. The group takes the op's callback: use
  * on_member. Returns 0, or -EINVAL (NULL, unprepared op, negative deadline, an op waiting for
  * this group or for a group that contains it), -EBUSY (op active), -EPIPE (the group is sealed
  * or finished), or tmo_op_start()'s error.

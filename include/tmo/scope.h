@@ -48,8 +48,9 @@ struct tmo_scope {
 /*
  * Enters `scope` on `loop` with an absolute `deadline` (TMO_NEVER: none; at or before now: the
  * scope is expired at once and no operation in it starts). The scope becomes the loop's current
- * scope and is nested in the previous current scope. Returns 0, or -EINVAL (NULL, a negative
- * deadline, unknown flags), -EBUSY (the scope is entered or still busy).
+ * scope and is nested in the previous current scope. `scope` must be zeroed, or a scope that is
+ * no longer busy. Returns 0, or -EINVAL (NULL, a negative deadline, unknown flags), -EBUSY (the
+ * scope is entered, or exited with work still pending in it).
  */
 TMO_API int tmo_scope_enter(struct tmo_loop *loop, struct tmo_scope *scope, int64_t deadline,
 			    unsigned flags);
