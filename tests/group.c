@@ -1501,6 +1501,179 @@ static void a_group_waiting_for_itself_does_not_crash(void **state)
 			 WEXITSTATUS(status));
 }
 
+/* ---- regressions from review ------------------------------------------------------------ */
+
+struct done_flag {
+	int calls;
+	int32_t res;
+	bool *inside_api; /* set by the test around API calls that must not run callbacks */
+	bool fired_inside;
+};
+
+static void flag_done(struct tmo_group *group, int32_t res)
+{
+	struct done_flag *d = group->data;
+
+	d->calls++;
+	d->res = res;
+	if (d->inside_api && *d->inside_api)
+		d->fired_inside = true;
+}
+
+static struct tmo_group_options flag_options(struct done_flag *d, enum tmo_group_mode mode)
+{
+	struct tmo_group_options o = {
+		.mode = mode, .deadline = TMO_NEVER, .on_done = flag_done, .data = d,
+	};
+	return o;
+}
+
+/* An op waiting for a group starts at once in a group at its limit (the waited group's members
+ * run anyway), and a second op waiting for the same group is refused. */
+static void waiting_members_bypass_the_limit(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct done_flag d1 = { 0 }, d2 = { 0 };
+	struct tmo_group g1 = { 0 }, g2 = { 0 };
+	struct test_result slow = { 0 }, quick = { 0 }, wait1 = { 0 }, wait2 = { 0 };
+	struct tmo_group_options o1 = flag_options(&d1, TMO_GROUP_ALL);
+	struct tmo_group_options o2 = flag_options(&d2, TMO_GROUP_ALL);
+	int64_t t0 = tmo_now();
+
+	o1.max_running = 1;
+	assert_int_equal(tmo_group_init(loop, &g1, &o1), 0);
+	assert_int_equal(tmo_group_init(loop, &g2, &o2), 0);
+	tmo_prep_sleep(&quick.op, t0 + 50 * MS);
+	assert_int_equal(tmo_group_add(&g2, &quick.op, TMO_NEVER), 0);
+	assert_int_equal(tmo_group_seal(&g2), 0);
+	tmo_prep_sleep(&slow.op, t0 + 150 * MS);
+	assert_int_equal(tmo_group_add(&g1, &slow.op, TMO_NEVER), 0); /* fills the limit */
+	tmo_prep_group(&wait1.op, &g2);
+	assert_int_equal(tmo_group_add(&g1, &wait1.op, TMO_NEVER), 0);
+	tmo_prep_group(&wait2.op, &g2);
+	assert_int_equal(tmo_group_add(&g1, &wait2.op, TMO_NEVER), -EBUSY); /* one waiter only */
+	assert_int_equal(tmo_group_seal(&g1), 0);
+	run_all(loop);
+	assert_int_equal(d2.calls, 1);
+	assert_int_equal(d1.calls, 1);
+	assert_int_equal(tmo_op_result(&wait1.op), 0);
+	/* g2 finished at 50 ms; g1 had to wait for its slow member only. */
+	assert_int_equal(tmo_group_done_count(&g1), 2);
+	assert_ptr_equal(tmo_group_done_first(&g1), &wait1.op);
+	assert_int_equal(tmo_group_close(&g1), 0);
+	assert_int_equal(tmo_group_close(&g2), 0);
+}
+
+/* G1 waits for G2 and G2 for G1: refused when the second link is added. */
+static void a_cycle_through_waiting_members_is_refused(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct done_flag d1 = { 0 }, d2 = { 0 };
+	struct tmo_group g1 = { 0 }, g2 = { 0 };
+	struct tmo_op w12, w21;
+	struct tmo_group_options o1 = flag_options(&d1, TMO_GROUP_ALL);
+	struct tmo_group_options o2 = flag_options(&d2, TMO_GROUP_ALL);
+
+	struct test_result busy = { 0 };
+
+	/* G1 at its limit, so that an op waiting for G2 would have to wait for a slot (and was
+	 * once not yet linked where the cycle check looked). */
+	o1.max_running = 1;
+	assert_int_equal(tmo_group_init(loop, &g1, &o1), 0);
+	assert_int_equal(tmo_group_init(loop, &g2, &o2), 0);
+	tmo_prep_sleep(&busy.op, tmo_now() + 30 * MS);
+	assert_int_equal(tmo_group_add(&g1, &busy.op, TMO_NEVER), 0);
+	tmo_prep_group(&w12, &g2);
+	assert_int_equal(tmo_group_add(&g1, &w12, TMO_NEVER), 0);
+	tmo_prep_group(&w21, &g1);
+	assert_int_equal(tmo_group_add(&g2, &w21, TMO_NEVER), -EINVAL);
+	assert_int_equal(tmo_group_cancel(&g2), 0);
+	assert_int_equal(tmo_group_seal(&g1), 0);
+	run_all(loop);
+	assert_int_equal(d2.res, -ECANCELED);
+	assert_int_equal(d1.calls, 1);
+	assert_int_equal(tmo_op_result(&w12), -ECANCELED);
+	assert_int_equal(tmo_group_close(&g1), 0);
+	assert_int_equal(tmo_group_close(&g2), 0);
+}
+
+/* on_done comes from the loop only, never from inside tmo_op_start or tmo_op_cancel. */
+static void on_done_never_runs_inside_an_api_call(void **state)
+{
+	struct tmo_loop *loop = *state;
+	bool inside = false;
+	struct done_flag d = { .inside_api = &inside };
+	struct tmo_group g = { 0 };
+	struct test_result w = { 0 };
+	struct tmo_group_options o = flag_options(&d, TMO_GROUP_ALL);
+
+	/* A waiting op whose deadline has already passed cuts the group... */
+	assert_int_equal(tmo_group_init(loop, &g, &o), 0);
+	tmo_prep_group(&w.op, &g);
+	inside = true;
+	assert_int_equal(tmo_op_start(loop, &w.op, tmo_now() - 1, test_record), 0);
+	inside = false;
+	assert_int_equal(d.calls, 0);
+	run_all(loop); /* ...from the loop. */
+	assert_int_equal(d.calls, 1);
+	assert_false(d.fired_inside);
+	assert_int_equal(d.res, -ETIME);
+	assert_int_equal(w.res, -ETIME);
+	assert_int_equal(tmo_op_cause(&w.op), TMO_CAUSE_OWN);
+	assert_int_equal(tmo_group_close(&g), 0);
+
+	/* Cancelling the waiting op likewise. */
+	memset(&d, 0, sizeof(d));
+	d.inside_api = &inside;
+	assert_int_equal(tmo_group_init(loop, &g, &o), 0);
+	tmo_prep_group(&w.op, &g);
+	assert_int_equal(tmo_op_start(loop, &w.op, TMO_NEVER, test_record), 0);
+	inside = true;
+	assert_int_equal(tmo_op_cancel(&w.op), 0);
+	assert_int_equal(tmo_op_cancel(&w.op), -EALREADY);
+	inside = false;
+	assert_int_equal(d.calls, 0);
+	run_all(loop);
+	assert_false(d.fired_inside);
+	assert_int_equal(d.res, -ECANCELED);
+	assert_int_equal(tmo_op_cause(&w.op), TMO_CAUSE_CANCEL);
+	assert_int_equal(tmo_group_close(&g), 0);
+}
+
+/* A group created in a scope stays bound by it when the op waiting for it runs elsewhere. */
+static void a_waited_group_stays_in_its_scope(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct tmo_scope scope = { 0 }, elsewhere = { 0 };
+	struct done_flag d = { 0 };
+	struct tmo_group g = { 0 };
+	struct test_result member = { 0 }, w = { 0 };
+	struct tmo_group_options o = flag_options(&d, TMO_GROUP_ALL);
+	int64_t deadline = tmo_now() + 50 * MS;
+
+	assert_int_equal(tmo_scope_enter(loop, &scope, deadline, 0), 0);
+	assert_int_equal(tmo_group_init(loop, &g, &o), 0);
+	tmo_prep_sleep(&member.op, tmo_now() + 300 * MS);
+	assert_int_equal(tmo_group_add(&g, &member.op, TMO_NEVER), 0);
+	assert_int_equal(tmo_group_seal(&g), 0);
+	assert_int_equal(tmo_scope_exit(&scope), 0);
+	/* Waited for from another scope with a later deadline: the group must not move there. */
+	assert_int_equal(tmo_scope_enter(loop, &elsewhere, tmo_now() + 500 * MS, 0), 0);
+	tmo_prep_group(&w.op, &g);
+	assert_int_equal(tmo_op_start(loop, &w.op, TMO_NEVER, test_record), 0);
+	assert_int_equal(tmo_scope_exit(&elsewhere), 0);
+	run_all(loop);
+	assert_false(tmo_scope_expired(&elsewhere));
+	assert_int_equal(tmo_op_result(&member.op), -ETIME);
+	assert_ptr_equal(tmo_op_cause_scope(&member.op), &scope);
+	assert_true(tmo_now() >= deadline);
+	assert_true(tmo_scope_expired(&scope));
+	assert_false(tmo_scope_busy(&scope));
+	assert_int_equal(d.res, -ETIME);
+	assert_int_equal(w.res, -ETIME);
+	assert_int_equal(tmo_group_close(&g), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, test_loop_setup, test_loop_teardown)
@@ -1521,6 +1694,10 @@ int main(void)
 		T(wait_with_a_deadline_leaves_the_rest_running),
 		T(wait_with_a_deadline_lets_queued_members_run),
 		T(done_list_and_on_member_follow_completion_order),
+		T(waiting_members_bypass_the_limit),
+		T(a_cycle_through_waiting_members_is_refused),
+		T(on_done_never_runs_inside_an_api_call),
+		T(a_waited_group_stays_in_its_scope),
 		T(limit_queues_members_added_over_time),
 		T(group_as_a_member_of_another_group),
 		T(outer_group_deadline_cuts_the_inner_group),

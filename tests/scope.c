@@ -419,6 +419,21 @@ static void bad_input(void **state)
 
 	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_now() + 1000 * MS, 0), 0);
 	assert_int_equal(tmo_scope_enter(loop, &scope, TMO_NEVER, 0), -EBUSY); /* on the stack */
+	/* Exited but with work pending: still live, re-entering would wipe it. */
+	struct test_result pending = { 0 };
+	int fds[2];
+	test_pipe(fds);
+	tmo_prep_read(&pending.op, fds[0], &pending.res, 1, (uint64_t)-1);
+	assert_int_equal(tmo_scope_enter(loop, &other, tmo_now() + 1000 * MS, 0), 0);
+	assert_int_equal(tmo_op_start(loop, &pending.op, TMO_NEVER, test_record), 0);
+	assert_int_equal(tmo_scope_exit(&other), 0);
+	assert_true(tmo_scope_busy(&other));
+	assert_int_equal(tmo_scope_enter(loop, &other, TMO_NEVER, 0), -EBUSY);
+	assert_int_equal(tmo_op_cancel(&pending.op), 0);
+	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
+	assert_false(tmo_scope_busy(&other));
+	close(fds[0]);
+	close(fds[1]);
 	assert_int_equal(tmo_scope_shift(&scope, INT64_MAX), -EINVAL);
 	assert_int_equal(tmo_scope_shift(&scope, -INT64_MAX), -EINVAL);
 	assert_int_equal(tmo_scope_shift(NULL, 1), -EINVAL);
