@@ -60,6 +60,10 @@ void tmo__container_check_done(struct tmo__loop_state *st, struct tmo__container
 
 /* What each kind does when its timer fires, and when it becomes empty (scope.c, group.c). */
 void tmo__scope_on_timer(struct tmo__loop_state *st, struct tmo_scope *scope);
+/* The nearest scope at or above `scope` (by the enter stack) that is not exited; NULL if none. */
+struct tmo_scope *tmo__scope_live(struct tmo_scope *scope);
+/* Records that the scope's deadline cut work short. */
+void tmo__scope_mark_expired(struct tmo_scope *scope);
 void tmo__scope_check_done(struct tmo__loop_state *st, struct tmo_scope *scope);
 void tmo__group_on_timer(struct tmo__loop_state *st, struct tmo_group *group);
 void tmo__group_check_done(struct tmo__loop_state *st, struct tmo_group *group);
@@ -80,6 +84,11 @@ int tmo__op_park_in(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, 
 		    struct tmo__container *c);
 /* Starts a parked op. */
 void tmo__op_launch_parked(struct tmo__loop_state *st, struct tmo_op *op);
+/* Fixes the outcome of a started op that has no kernel request without delivering it yet, and
+ * later hands it to the loop's pending queue (its callback then comes from the loop). */
+void tmo__op_settle(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uint8_t cause,
+		    void *obj);
+void tmo__op_release_settled(struct tmo__loop_state *st, struct tmo_op *op);
 /* Completes a started op that has no kernel request (a group waiter) with res, from the loop. */
 void tmo__op_decide(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uint8_t cause,
 		    void *obj);

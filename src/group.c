@@ -11,7 +11,8 @@ enum {
 	GROUP_IDLE = 1u << 3,        /* finished and nothing pending: the caller's again */
 	GROUP_POKE_EVAL = 1u << 4,   /* re-evaluate from the loop (after seal) */
 	GROUP_POKE_CANCEL = 1u << 5, /* cancel from the loop (after tmo_group_cancel) */
-	GROUP_POKE_CUT = 1u << 6,    /* finish from the loop for a cut (_cut_res, _cut_cause) */
+	GROUP_NOTIFIED = 1u << 6,    /* on_done has run: only now may the group become idle */
+	GROUP_POKE_NOTIFY = 1u << 7, /* decided by a cut: run on_done from the loop */
 };
 
 static struct tmo__loop_state *state_of(const struct tmo_group *group)
@@ -31,37 +32,59 @@ static void poke(struct tmo_group *group, uint8_t what)
 	tmo__timer_arm(state_of(group), &group->_c.timer, 0);
 }
 
-/* Finishes the group once: records why, cuts pending members if the policy (or an enclosing
- * cut, `force`) says so, tells the caller and the op waiting for it. */
-static void finish(struct tmo__loop_state *st, struct tmo_group *group, enum tmo_group_reason reason,
+/*
+ * Decides the group's outcome, once: records why, cuts pending members if the policy (or a cut
+ * from outside, `force`) says so, and decides the op waiting for it (whose callback comes from
+ * the loop's pending queue). Returns false if it was already decided.
+ */
+static bool decide(struct tmo__loop_state *st, struct tmo_group *group, enum tmo_group_reason reason,
 		   int32_t res, int32_t cut_res, uint8_t cause, void *obj, bool force)
 {
 	if (group->_state & GROUP_FINISHED)
-		return;
+		return false;
 	group->_state |= GROUP_FINISHED;
 	group->_reason = (uint8_t)reason;
 	group->_res = res;
 	tmo__timer_disarm(st, &group->_c.timer);
 	if (force || group->_opt.policy == TMO_GROUP_CANCEL_PENDING)
 		tmo__container_cut(st, &group->_c, cut_res, cause, obj);
-
 	/* Members left running are no longer bound by the deadline the group has used up. */
 	if (!force && group->_opt.policy == TMO_GROUP_LEAVE_PENDING)
 		group->_c.deadline = TMO_NEVER;
 
+	/* The op waiting for the group gets its outcome now and its callback after on_done. */
 	struct tmo_op *waiter = group->_waiter;
 	if (waiter) {
-		group->_waiter = NULL;
 		bool cut = res == -ETIME || res == -ECANCELED;
 		/* Cut from outside (a scope's expiry), the waiter names that cause too. */
 		uint8_t waiter_cause = !cut ? TMO_CAUSE_NONE : force ? cause : TMO_CAUSE_GROUP;
 		void *waiter_obj = !cut ? NULL : force ? obj : group;
-		tmo__op_decide(st, waiter, res, waiter_cause, waiter_obj);
+		tmo__op_settle(st, waiter, res, waiter_cause, waiter_obj);
 	}
+	return true;
+}
+
+/* Runs on_done; only ever from the loop's top level (a member's callback, a timer). */
+static void notify(struct tmo__loop_state *st, struct tmo_group *group)
+{
+	group->_state |= GROUP_NOTIFIED;
+	st->callbacks++;
 	group->_c.holds++; /* the group cannot become idle (and be freed) inside on_done */
-	group->_opt.on_done(group, res);
+	group->_opt.on_done(group, group->_res);
 	group->_c.holds--;
+	struct tmo_op *waiter = group->_waiter;
+	if (waiter) {
+		group->_waiter = NULL;
+		tmo__op_release_settled(st, waiter);
+	}
 	tmo__group_check_done(st, group);
+}
+
+static void finish(struct tmo__loop_state *st, struct tmo_group *group, enum tmo_group_reason reason,
+		   int32_t res, int32_t cut_res, uint8_t cause, void *obj, bool force)
+{
+	if (decide(st, group, reason, res, cut_res, cause, obj, force))
+		notify(st, group);
 }
 
 static int32_t first_failure_res(const struct tmo_group *group)
@@ -183,7 +206,7 @@ void tmo__group_unpark(struct tmo_group *group, struct tmo_op *op)
 
 void tmo__group_check_done(struct tmo__loop_state *st, struct tmo_group *group)
 {
-	if (!(group->_state & GROUP_FINISHED) || (group->_state & GROUP_IDLE) || pending(group) ||
+	if (!(group->_state & GROUP_NOTIFIED) || (group->_state & GROUP_IDLE) || pending(group) ||
 	    group->_c.ops || group->_c.children || group->_c.holds)
 		return;
 	group->_state |= GROUP_IDLE;
@@ -196,15 +219,13 @@ void tmo__group_check_done(struct tmo__loop_state *st, struct tmo_group *group)
 
 void tmo__group_on_timer(struct tmo__loop_state *st, struct tmo_group *group)
 {
-	if (group->_state & GROUP_FINISHED)
-		return;
-	if (group->_state & GROUP_POKE_CUT) {
-		int32_t res = group->_cut_res;
-		group->_state &= (uint8_t)~(GROUP_POKE_CUT | GROUP_POKE_CANCEL | GROUP_POKE_EVAL);
-		finish(st, group, res == -ETIME ? TMO_GROUP_TIMED_OUT : TMO_GROUP_CANCELLED, res, res,
-		       group->_cut_cause, group->_cut_obj, true);
+	if (group->_state & GROUP_POKE_NOTIFY) {
+		group->_state &= (uint8_t)~GROUP_POKE_NOTIFY;
+		notify(st, group);
 		return;
 	}
+	if (group->_state & GROUP_FINISHED)
+		return;
 	if (group->_state & GROUP_POKE_CANCEL) {
 		group->_state &= (uint8_t)~(GROUP_POKE_CANCEL | GROUP_POKE_EVAL);
 		finish(st, group, TMO_GROUP_CANCELLED, -ECANCELED, -ECANCELED, TMO_CAUSE_GROUP,
@@ -240,21 +261,22 @@ void tmo__group_on_timer(struct tmo__loop_state *st, struct tmo_group *group)
 
 /*
  * Cut from outside (an enclosing scope's expiry, a parent group, the op waiting for it): the
- * members are cut now, the group finishes from the loop's next look at its timer. Never
- * finishing here keeps on_done out of the middle of a cut that is walking the tree (where
- * on_done could close and free a sibling) and out of calls such as tmo_op_cancel().
+ * outcome is decided now, so that no member completing meanwhile can decide it otherwise, and
+ * on_done runs from the loop's next look at the group's timer. Never notifying here keeps
+ * on_done out of the middle of a cut that is walking the tree (where it could close and free
+ * a sibling) and out of calls such as tmo_op_cancel().
  */
 static void cut_later(struct tmo__loop_state *st, struct tmo_group *group, int32_t res,
-		      uint8_t cause, void *obj, bool cut_members)
+		      uint8_t cause, void *obj, bool force)
 {
-	if (cut_members)
-		tmo__container_cut(st, &group->_c, res, cause, obj);
-	if ((group->_state & GROUP_FINISHED) || (group->_state & GROUP_POKE_CUT))
+	if (group->_state & GROUP_FINISHED) {
+		if (force)
+			tmo__container_cut(st, &group->_c, res, cause, obj); /* left-running members */
 		return;
-	group->_cut_res = res;
-	group->_cut_cause = cause;
-	group->_cut_obj = obj;
-	poke(group, GROUP_POKE_CUT);
+	}
+	decide(st, group, res == -ETIME ? TMO_GROUP_TIMED_OUT : TMO_GROUP_CANCELLED, res, res, cause,
+	       obj, force);
+	poke(group, GROUP_POKE_NOTIFY);
 }
 
 void tmo__group_cut(struct tmo__loop_state *st, struct tmo_group *group, int32_t res,
@@ -268,7 +290,9 @@ void tmo__group_waiter_start(struct tmo__loop_state *st, struct tmo_op *op)
 	struct tmo_group *group = op->_args.group;
 
 	if (group->_state & GROUP_FINISHED) {
-		tmo__op_decide(st, op, group->_res, TMO_CAUSE_NONE, NULL);
+		bool cut = group->_res == -ETIME || group->_res == -ECANCELED;
+		tmo__op_decide(st, op, group->_res, cut ? TMO_CAUSE_GROUP : TMO_CAUSE_NONE,
+			       cut ? group : NULL);
 		return;
 	}
 	/* The group stays where it was created (its scope still bounds it); whatever cuts the
@@ -289,10 +313,14 @@ void tmo__group_waiter_cut(struct tmo__loop_state *st, struct tmo_op *op, int32_
 	struct tmo_group *group = op->_args.group;
 
 	if (group->_waiter == op && !(group->_state & GROUP_FINISHED)) {
-		/* The group finishes from the loop and then decides the op with its result, which
-		 * is `res`; its pending members go per its policy. */
-		cut_later(st, group, res, TMO_CAUSE_GROUP, group,
-			  group->_opt.policy == TMO_GROUP_CANCEL_PENDING);
+		/* The group is decided now with `res` (which decides the op too); its pending
+		 * members go per its policy, naming the scope or group that cut the op if one did. */
+		bool outside = op->_cause == TMO_CAUSE_SCOPE ||
+			       (op->_cause == TMO_CAUSE_GROUP && op->_cause_obj != group);
+		if (outside)
+			cut_later(st, group, res, op->_cause, op->_cause_obj, true);
+		else
+			cut_later(st, group, res, TMO_CAUSE_GROUP, group, false);
 		return;
 	}
 	if (group->_waiter == op)
@@ -306,8 +334,12 @@ static bool waits_for(const struct tmo_group *from, const struct tmo_group *targ
 {
 	if (from == target)
 		return true;
+	/* Only ops still waiting, judged by the op alone: a decided one may point at a group
+	 * already closed and freed, while an undecided one keeps its group from closing. */
 	for (const struct tmo_op *op = from->_c.first_op; op; op = op->_sibling_next)
-		if (op->_kind == TMO__KIND_GROUP && op->_args.group && waits_for(op->_args.group, target))
+		if (op->_kind == TMO__KIND_GROUP && (op->_flags & TMO__F_ACTIVE) &&
+		    !(op->_flags & (TMO__F_DECIDED | TMO__F_EXPIRED | TMO__F_CANCEL)) &&
+		    waits_for(op->_args.group, target))
 			return true;
 	return false;
 }
@@ -451,8 +483,9 @@ struct tmo_op *tmo_group_pending_first(const struct tmo_group *group)
 
 struct tmo_op *tmo_group_pending_next(const struct tmo_op *member)
 {
-	if (!member || !member->_owner || member->_owner->kind != TMO__CONTAINER_GROUP ||
-	    !(member->_flags & TMO__F_ACTIVE))
+	/* Active first: a completed member's _owner may point at a group already freed. */
+	if (!member || !(member->_flags & TMO__F_ACTIVE) || !member->_owner ||
+	    member->_owner->kind != TMO__CONTAINER_GROUP)
 		return NULL;
 	return skip_reported(member->_sibling_next);
 }

@@ -435,6 +435,8 @@ static void launch(struct tmo__loop_state *st, struct tmo_op *op)
 		int64_t limit = tmo__container_effective(op->_owner, &binding);
 		if (limit != TMO_NEVER && limit <= (now = tmo_now())) {
 			bool scope = binding->kind == TMO__CONTAINER_SCOPE;
+			if (scope) /* its deadline cut this op short, whether or not the loop saw it */
+				tmo__scope_mark_expired(tmo__scope_of((struct tmo__container *)binding));
 			void *obj = scope ? (void *)tmo__scope_of((struct tmo__container *)binding)
 					  : (void *)tmo__group_of((struct tmo__container *)binding);
 			tmo__op_decide(st, op, -ETIME, scope ? TMO_CAUSE_SCOPE : TMO_CAUSE_GROUP, obj);
@@ -564,7 +566,7 @@ void tmo__op_cut(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uin
 		end_early(st, op, res, cause, obj);
 }
 
-void tmo__op_decide(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uint8_t cause,
+void tmo__op_settle(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uint8_t cause,
 		    void *obj)
 {
 	if (op->_cause == TMO_CAUSE_NONE) {
@@ -574,8 +576,19 @@ void tmo__op_decide(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, 
 	tmo__timer_disarm(st, &op->_timer);
 	op->_res = res;
 	op->_flags |= TMO__F_DECIDED;
+}
+
+void tmo__op_release_settled(struct tmo__loop_state *st, struct tmo_op *op)
+{
 	if (!(op->_flags & TMO__F_QUEUED))
 		enqueue_pending(st, op);
+}
+
+void tmo__op_decide(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uint8_t cause,
+		    void *obj)
+{
+	tmo__op_settle(st, op, res, cause, obj);
+	tmo__op_release_settled(st, op);
 }
 
 /* ---- completion -------------------------------------------------------------------------- */
@@ -588,20 +601,21 @@ void tmo__op_decide(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, 
 static void call_in_context(struct tmo__loop_state *st, struct tmo__container *owner,
 			    void (*fn)(struct tmo_op *, int32_t), struct tmo_op *op, int32_t res)
 {
+	struct tmo_scope *saved = st->current_scope;
+
+	st->callbacks++;
 	if (!owner) {
-		st->callbacks++;
-		struct tmo_scope *saved = st->current_scope;
 		st->current_scope = NULL;
 		fn(op, res);
-		st->current_scope = saved;
+		st->current_scope = tmo__scope_live(saved);
 		return;
 	}
-	st->callbacks++;
-	struct tmo_scope *saved = st->current_scope;
 	owner->holds++;
 	st->current_scope = tmo__container_scope(owner);
 	fn(op, res);
-	st->current_scope = saved;
+	/* The callback may have exited the scope that was current before it: never restore an
+	 * exited one. */
+	st->current_scope = tmo__scope_live(saved);
 	owner->holds--;
 	tmo__container_check_done(st, owner);
 }
@@ -618,8 +632,18 @@ static void deliver(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 	else if (res == -ECANCELED)
 		st->stats.cancelled++;
 	op->_res = res;
-	if (res == -ETIME && op->_cause == TMO_CAUSE_NONE)
+	/* The cause names what ended the op: nothing when its own result stands (a cancel or a
+	 * cut that lost the race), its own deadline for a -ETIME nothing else claimed. */
+	if (res != -ETIME && res != -ECANCELED) {
+		op->_cause = TMO_CAUSE_NONE;
+		op->_cause_obj = NULL;
+	} else if (res == -ETIME && op->_cause != TMO_CAUSE_SCOPE && op->_cause != TMO_CAUSE_GROUP) {
 		op->_cause = TMO_CAUSE_OWN;
+		op->_cause_obj = NULL;
+	} else if (res == -ECANCELED && op->_cause != TMO_CAUSE_GROUP) {
+		op->_cause = TMO_CAUSE_CANCEL;
+		op->_cause_obj = NULL;
+	}
 
 	if (op->_flags & TMO__F_KERNEL) {
 		/* The kernel still holds the request: the op stays active, and in its container,

@@ -89,6 +89,18 @@ void tmo__scope_check_done(struct tmo__loop_state *st, struct tmo_scope *scope)
 		tmo__container_check_done(st, parent);
 }
 
+struct tmo_scope *tmo__scope_live(struct tmo_scope *scope)
+{
+	while (scope && (scope->_state & SCOPE_EXITED))
+		scope = scope->_enclosing;
+	return scope;
+}
+
+void tmo__scope_mark_expired(struct tmo_scope *scope)
+{
+	scope->_state |= SCOPE_EXPIRED;
+}
+
 void tmo__scope_on_timer(struct tmo__loop_state *st, struct tmo_scope *scope)
 {
 	/* Expired means: this deadline cut work short. The timer only runs while there is work:

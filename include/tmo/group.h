@@ -94,9 +94,6 @@ struct tmo_group {
 	uint32_t _added, _running, _queued, _done, _succeeded, _failed;
 	struct tmo_op *_first_failure;
 	int32_t _res;
-	int32_t _cut_res;     /* a cut waiting to finish the group from the loop */
-	void *_cut_obj;
-	uint8_t _cut_cause;
 	uint8_t _reason;
 	uint8_t _state;
 };
