@@ -1674,6 +1674,96 @@ static void a_waited_group_stays_in_its_scope(void **state)
 	assert_int_equal(tmo_group_close(&g), 0);
 }
 
+/* Cancelling the op that waits for a group decides the group as cancelled at once: members
+ * completing meanwhile cannot turn it into a success. on_done comes before the waiter's
+ * callback. */
+struct order_log {
+	struct done_flag d;
+	int seq, done_seq, waiter_seq;
+};
+
+static void logged_done(struct tmo_group *group, int32_t res)
+{
+	struct order_log *log = group->data;
+
+	flag_done(group, res);
+	log->done_seq = ++log->seq;
+}
+
+static void logged_waiter(struct tmo_op *op, int32_t res)
+{
+	struct order_log *log = op->data;
+
+	log->waiter_seq = ++log->seq;
+	((struct test_result *)op)->res = res;
+}
+
+static void cancelled_waiter_cancels_the_group(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct order_log log = { 0 };
+	struct tmo_group g = { 0 };
+	struct test_result m[2] = { 0 }, w = { 0 };
+	struct tmo_group_options o = flag_options(&log.d, TMO_GROUP_ALL);
+	char buf[2][4];
+	int fds[2];
+
+	o.on_done = logged_done;
+	o.data = &log;
+	test_pipe(fds);
+	assert_int_equal(tmo_group_init(loop, &g, &o), 0);
+	for (int i = 0; i < 2; i++) {
+		tmo_prep_read(&m[i].op, fds[0], buf[i], sizeof(buf[i]), (uint64_t)-1);
+		assert_int_equal(tmo_group_add(&g, &m[i].op, TMO_NEVER), 0);
+	}
+	assert_int_equal(tmo_group_seal(&g), 0);
+	w.op.data = &log;
+	tmo_prep_group(&w.op, &g);
+	assert_int_equal(tmo_op_start(loop, &w.op, TMO_NEVER, logged_waiter), 0);
+	assert_int_equal(tmo_loop_run(loop, TMO_RUN_NOWAIT), 4);
+	assert_int_equal(tmo_op_cancel(&w.op), 0);
+	run_all(loop);
+	assert_int_equal(log.d.calls, 1);
+	assert_int_equal(log.d.res, -ECANCELED);
+	assert_int_equal(tmo_group_reason(&g), TMO_GROUP_CANCELLED);
+	assert_int_equal(w.res, -ECANCELED);
+	assert_int_equal(tmo_op_cause(&w.op), TMO_CAUSE_CANCEL);
+	assert_true(log.done_seq < log.waiter_seq);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(tmo_op_result(&m[i].op), -ECANCELED);
+	assert_int_equal(tmo_group_close(&g), 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+/* With LEAVE_PENDING, the waiter's own deadline ends the wait, not the members. */
+static void waiter_deadline_leaves_pending_members_running(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct done_flag d = { 0 };
+	struct tmo_group g = { 0 };
+	struct test_result member = { 0 }, w = { 0 };
+	struct tmo_group_options o = flag_options(&d, TMO_GROUP_ALL);
+	int64_t t0 = tmo_now();
+
+	o.policy = TMO_GROUP_LEAVE_PENDING;
+	assert_int_equal(tmo_group_init(loop, &g, &o), 0);
+	tmo_prep_sleep(&member.op, t0 + 100 * MS);
+	assert_int_equal(tmo_group_add(&g, &member.op, TMO_NEVER), 0);
+	assert_int_equal(tmo_group_seal(&g), 0);
+	tmo_prep_group(&w.op, &g);
+	assert_int_equal(tmo_op_start(loop, &w.op, t0 + 20 * MS, test_record), 0);
+	run_all(loop);
+	assert_int_equal(w.res, -ETIME);
+	assert_on_time(w.seen_at, t0 + 20 * MS);
+	assert_int_equal(tmo_op_cause(&w.op), TMO_CAUSE_OWN);
+	assert_int_equal(d.res, -ETIME);
+	assert_int_equal(tmo_op_result(&member.op), 0); /* left running, finished on its own */
+	assert_int_equal(tmo_op_cause(&member.op), TMO_CAUSE_NONE);
+	assert_true(tmo_now() >= t0 + 100 * MS);
+	assert_int_equal(tmo_group_close(&g), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, test_loop_setup, test_loop_teardown)
@@ -1698,6 +1788,8 @@ int main(void)
 		T(a_cycle_through_waiting_members_is_refused),
 		T(on_done_never_runs_inside_an_api_call),
 		T(a_waited_group_stays_in_its_scope),
+		T(cancelled_waiter_cancels_the_group),
+		T(waiter_deadline_leaves_pending_members_running),
 		T(limit_queues_members_added_over_time),
 		T(group_as_a_member_of_another_group),
 		T(outer_group_deadline_cuts_the_inner_group),

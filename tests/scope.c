@@ -376,6 +376,33 @@ static void loop_close_refuses_while_a_scope_is_entered(void **state)
 	assert_int_equal(tmo_loop_close(&loop), 0);
 }
 
+static void exit_in_callback(struct tmo_op *op, int32_t res)
+{
+	struct test_result *r = (struct test_result *)op;
+
+	test_record(op, res);
+	r->res = tmo_scope_exit(op->data);
+}
+
+/* A callback exits the scope that main code entered (it is the callback's scope): afterwards
+ * the loop's current scope is the one outside it, never the exited one. */
+static void scope_exited_in_a_callback_is_not_restored(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct tmo_scope scope = { 0 };
+	struct test_result r = { 0 };
+
+	assert_int_equal(tmo_scope_enter(loop, &scope, TMO_NEVER, 0), 0);
+	r.op.data = &scope;
+	tmo_prep_nop(&r.op);
+	assert_int_equal(tmo_op_start(loop, &r.op, TMO_NEVER, exit_in_callback), 0);
+	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
+	assert_int_equal(r.res, 0);
+	assert_null(tmo_loop_current_scope(loop));
+	assert_int_equal(tmo_scope_exit(&scope), -EALREADY);
+	assert_false(tmo_scope_busy(&scope));
+}
+
 static void properties(void **state)
 {
 	struct tmo_loop *loop = *state;
@@ -462,6 +489,7 @@ int main(void)
 		T(callbacks_keep_their_scope),
 		T(run_once_waits_for_callbacks_after_an_earlier_shift),
 		cmocka_unit_test(loop_close_refuses_while_a_scope_is_entered),
+		T(scope_exited_in_a_callback_is_not_restored),
 		T(properties),
 		T(bad_input),
 	};
