@@ -637,7 +637,10 @@ static void deliver(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 	if (res != -ETIME && res != -ECANCELED) {
 		op->_cause = TMO_CAUSE_NONE;
 		op->_cause_obj = NULL;
-	} else if (res == -ETIME && op->_cause != TMO_CAUSE_SCOPE && op->_cause != TMO_CAUSE_GROUP) {
+	} else if (res == -ETIME && ((op->_flags & TMO__F_CANCEL) ||
+				     (op->_cause != TMO_CAUSE_SCOPE && op->_cause != TMO_CAUSE_GROUP))) {
+		/* A -ETIME after a cancel (by the caller or a finishing group) was decided can
+		 * only be the op's own deadline, which fired first. */
 		op->_cause = TMO_CAUSE_OWN;
 		op->_cause_obj = NULL;
 	} else if (res == -ECANCELED && op->_cause != TMO_CAUSE_GROUP) {
