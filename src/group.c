@@ -89,7 +89,7 @@ static void finish(struct tmo__loop_state *st, struct tmo_group *group, enum tmo
 
 static int32_t first_failure_res(const struct tmo_group *group)
 {
-	return group->_first_failure ? group->_first_failure->_res : -ENOENT;
+	return group->_first_failure ? group->_first_failure_res : -ENOENT;
 }
 
 /* Finishes the group if its mode is satisfied, or can no longer be. */
@@ -107,7 +107,7 @@ static void evaluate(struct tmo__loop_state *st, struct tmo_group *group)
 	case TMO_GROUP_FIRST_DONE:
 		if (group->_done_first) {
 			reason = TMO_GROUP_MET;
-			res = group->_done_first->_res;
+			res = group->_first_done_res;
 		} else if (all_in) {
 			reason = TMO_GROUP_UNREACHABLE; /* sealed with no member */
 			res = -ENOENT;
@@ -165,17 +165,21 @@ static void member_done(struct tmo_op *op, int32_t res)
 	group->_running--;
 	group->_done++;
 	op->_group_next = NULL;
-	if (group->_done_last)
+	if (group->_done_last) {
 		group->_done_last->_group_next = op;
-	else
+	} else {
 		group->_done_first = op;
+		group->_first_done_res = res;
+	}
 	group->_done_last = op;
 	if (res >= 0) {
 		group->_succeeded++;
 	} else {
 		group->_failed++;
-		if (!group->_first_failure)
+		if (!group->_first_failure) {
 			group->_first_failure = op;
+			group->_first_failure_res = res;
+		}
 	}
 	if (group->_opt.on_member)
 		group->_opt.on_member(group, op, res);

@@ -93,6 +93,7 @@ struct tmo_group {
 	struct tmo_op *_waiter;                       /* a tmo_prep_group op waiting for it */
 	uint32_t _added, _running, _queued, _done, _succeeded, _failed;
 	struct tmo_op *_first_failure;
+	int32_t _first_done_res, _first_failure_res; /* kept: a member may be restarted later */
 	int32_t _res;
 	uint8_t _reason;
 	uint8_t _state;
