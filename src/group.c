@@ -10,7 +10,6 @@ enum {
 	GROUP_FINISHED = 1u << 2,
 	GROUP_IDLE = 1u << 3,        /* finished and nothing pending: the caller's again */
 	GROUP_POKE_EVAL = 1u << 4,   /* re-evaluate from the loop (after seal) */
-	GROUP_POKE_CANCEL = 1u << 5, /* cancel from the loop (after tmo_group_cancel) */
 	GROUP_NOTIFIED = 1u << 6,    /* on_done has run: only now may the group become idle */
 	GROUP_POKE_NOTIFY = 1u << 7, /* decided by a cut: run on_done from the loop */
 };
@@ -230,12 +229,6 @@ void tmo__group_on_timer(struct tmo__loop_state *st, struct tmo_group *group)
 	}
 	if (group->_state & GROUP_FINISHED)
 		return;
-	if (group->_state & GROUP_POKE_CANCEL) {
-		group->_state &= (uint8_t)~(GROUP_POKE_CANCEL | GROUP_POKE_EVAL);
-		finish(st, group, TMO_GROUP_CANCELLED, -ECANCELED, -ECANCELED, TMO_CAUSE_GROUP,
-		       group, false);
-		return;
-	}
 	if (group->_state & GROUP_POKE_EVAL) {
 		group->_state &= (uint8_t)~GROUP_POKE_EVAL;
 		evaluate(st, group);
@@ -295,8 +288,12 @@ void tmo__group_waiter_start(struct tmo__loop_state *st, struct tmo_op *op)
 
 	if (group->_state & GROUP_FINISHED) {
 		bool cut = group->_res == -ETIME || group->_res == -ECANCELED;
-		tmo__op_decide(st, op, group->_res, cut ? TMO_CAUSE_GROUP : TMO_CAUSE_NONE,
+		tmo__op_settle(st, op, group->_res, cut ? TMO_CAUSE_GROUP : TMO_CAUSE_NONE,
 			       cut ? group : NULL);
+		if (group->_state & GROUP_NOTIFIED)
+			tmo__op_release_settled(st, op);
+		else
+			group->_waiter = op; /* decided, not yet announced: after on_done */
 		return;
 	}
 	/* The group stays where it was created (its scope still bounds it); whatever cuts the
@@ -421,7 +418,6 @@ int tmo_group_add(struct tmo_group *group, struct tmo_op *op, int64_t deadline)
 			return ret;
 		group->_running++;
 	}
-	group->_added++;
 	return 0;
 }
 
@@ -440,9 +436,10 @@ int tmo_group_cancel(struct tmo_group *group)
 {
 	if (!group || !(group->_state & GROUP_INIT))
 		return -EINVAL;
-	if (group->_state & (GROUP_FINISHED | GROUP_POKE_CANCEL))
+	if (group->_state & GROUP_FINISHED)
 		return -EALREADY;
-	poke(group, GROUP_POKE_CANCEL);
+	/* Decided now (no member completing meanwhile can change it), announced from the loop. */
+	cut_later(state_of(group), group, -ECANCELED, TMO_CAUSE_GROUP, group, false);
 	return 0;
 }
 

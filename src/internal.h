@@ -1,5 +1,5 @@
 /*
- * Private to tmo: the loop's state and the pieces loop.c and op.c share. Never installed.
+ * Private to tmo: the loop's state and what its source files share. Never installed.
  */
 #ifndef TMO_SRC_INTERNAL_H
 #define TMO_SRC_INTERNAL_H
@@ -100,7 +100,8 @@ struct tmo__op_queue {
 
 struct tmo__loop_state {
 	struct io_uring ring;
-	/* Deadlines the loop keeps itself (ops the kernel cannot interrupt), earliest first. */
+	/* Deadlines the loop keeps itself (io-wq ops, every op under TMO_DEADLINES_LOOP, scopes,
+	 * groups, group waiters), earliest first. */
 	struct tmo__heap deadlines;
 	/*
 	 * Ops that need the loop's attention outside a completion: an outcome decided at start

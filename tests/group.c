@@ -977,7 +977,8 @@ static void cancel_cuts_members_with_ecanceled(void **state)
 	assert_closed(&fx);
 }
 
-/* Cancel from outside the loop: nothing fires from the call; the loop finishes the group. */
+/* Cancel from outside the loop: decided by the call, nothing fires from it; on_done and the
+ * members' callbacks come from the loop. */
 static void cancel_before_running_fires_from_the_loop(void **state)
 {
 	struct fixture fx;
@@ -990,7 +991,7 @@ static void cancel_before_running_fires_from_the_loop(void **state)
 	int64_t when = tmo_now();
 	assert_int_equal(tmo_group_cancel(&fx.group), 0);
 	assert_int_equal(fx.done_calls, 0);
-	assert_int_equal(tmo_group_reason(&fx.group), TMO_GROUP_RUNNING);
+	assert_int_equal(tmo_group_reason(&fx.group), TMO_GROUP_CANCELLED);
 	assert_int_equal(tmo_group_cancel(&fx.group), -EALREADY);
 	run_all(fx.loop);
 
@@ -1764,6 +1765,30 @@ static void waiter_deadline_leaves_pending_members_running(void **state)
 	assert_int_equal(tmo_group_close(&g), 0);
 }
 
+/* tmo_group_cancel decides at once: a member completing in the same loop iteration (a nop)
+ * cannot make the group MET afterwards. */
+static void cancel_decides_before_a_racing_completion(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct done_flag d = { 0 };
+	struct tmo_group g = { 0 };
+	struct tmo_op nop;
+	struct tmo_group_options o = flag_options(&d, TMO_GROUP_FIRST_DONE);
+
+	assert_int_equal(tmo_group_init(loop, &g, &o), 0);
+	tmo_prep_nop(&nop);
+	assert_int_equal(tmo_group_add(&g, &nop, TMO_NEVER), 0);
+	assert_int_equal(tmo_group_cancel(&g), 0);
+	assert_int_equal(tmo_group_cancel(&g), -EALREADY);
+	assert_int_equal(tmo_group_reason(&g), TMO_GROUP_CANCELLED);
+	assert_int_equal(d.calls, 0); /* on_done comes from the loop */
+	run_all(loop);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.res, -ECANCELED);
+	assert_int_equal(tmo_group_reason(&g), TMO_GROUP_CANCELLED);
+	assert_int_equal(tmo_group_close(&g), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, test_loop_setup, test_loop_teardown)
@@ -1790,6 +1815,7 @@ int main(void)
 		T(a_waited_group_stays_in_its_scope),
 		T(cancelled_waiter_cancels_the_group),
 		T(waiter_deadline_leaves_pending_members_running),
+		T(cancel_decides_before_a_racing_completion),
 		T(limit_queues_members_added_over_time),
 		T(group_as_a_member_of_another_group),
 		T(outer_group_deadline_cuts_the_inner_group),

@@ -65,7 +65,8 @@ enum tmo_group_reason {
 
 /* Fires once when the group finishes. res: 0 when the condition was met (ALL: whatever the
  * members' results; FIRST_DONE and FIRST_ERROR: that member's result), the first failure's
- * result when it became unreachable, -ETIME, -ECANCELED. */
+ * result when it became unreachable (-ENOENT if no member failed: sealed with no member),
+ * -ETIME, -ECANCELED. */
 typedef void (*tmo_group_done_cb)(struct tmo_group *group, int32_t res);
 /* Fires for each member as it completes, in completion order, also after the group finished
  * (TMO_GROUP_LEAVE_PENDING). */
@@ -91,7 +92,7 @@ struct tmo_group {
 	struct tmo_op *_done_first, *_done_last;      /* completion order, via _group_next */
 	struct tmo_op *_queued_first, *_queued_last;  /* waiting for a slot, via _group_next */
 	struct tmo_op *_waiter;                       /* a tmo_prep_group op waiting for it */
-	uint32_t _added, _running, _queued, _done, _succeeded, _failed;
+	uint32_t _running, _queued, _done, _succeeded, _failed;
 	struct tmo_op *_first_failure;
 	int32_t _first_done_res, _first_failure_res; /* kept: a member may be restarted later */
 	int32_t _res;
@@ -115,8 +116,9 @@ TMO_API int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
  * starts at once: the group it waits for runs its members already, so the limit could not
  * hold them back. The group takes the op's callback: use
  * on_member. Returns 0, or -EINVAL (NULL, unprepared op, negative deadline, an op waiting for
- * this group or for a group that contains it), -EBUSY (op active), -EPIPE (the group is sealed
- * or finished), or tmo_op_start()'s error.
+ * this group or for a group that waits for it), -EBUSY (op active, or an op waiting for a
+ * group that already has one), -EPIPE (the group is sealed or finished), or tmo_op_start()'s
+ * error.
  */
 TMO_API int tmo_group_add(struct tmo_group *group, struct tmo_op *op, int64_t deadline);
 
@@ -125,13 +127,13 @@ TMO_API int tmo_group_add(struct tmo_group *group, struct tmo_op *op, int64_t de
  * -EALREADY. */
 TMO_API int tmo_group_seal(struct tmo_group *group);
 
-/* Finishes the group now with -ECANCELED (pending members per the policy). Returns 0,
- * -EINVAL, or -EALREADY if it already finished. */
+/* Finishes the group now with -ECANCELED (pending members per the policy); on_done fires from
+ * the loop. Returns 0, -EINVAL, or -EALREADY if it already finished. */
 TMO_API int tmo_group_cancel(struct tmo_group *group);
 
 /* Why it finished (TMO_GROUP_RUNNING until then). */
 TMO_API enum tmo_group_reason tmo_group_reason(const struct tmo_group *group);
-/* Members: done (completed), pending (running or waiting for a slot), in all. */
+/* Members: done (completed), pending (running or waiting for a slot). */
 TMO_API uint32_t tmo_group_done_count(const struct tmo_group *group);
 TMO_API uint32_t tmo_group_pending_count(const struct tmo_group *group);
 /* Done members in completion order: first, then next (NULL at the end). */

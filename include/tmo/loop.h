@@ -47,7 +47,7 @@ enum tmo_loop_mode {
  *
  * TMO_DEADLINES_KERNEL (default): a linked timeout on every request. The kernel cancels it on
  *   time even while the loop thread is stuck (see the modes above); the kernel's timer work per
- *   request is the price: a deadline tax of 10-30% on small-message throughput here.
+ *   request is the price: a deadline tax of 20-30% on one-byte socket messages here (README).
  * TMO_DEADLINES_LOOP: the loop keeps every deadline in a user-space heap (O(log n), no
  *   allocation), bounds its wait by the earliest one, and cancels expired requests with
  *   IORING_OP_ASYNC_CANCEL. Far cheaper per request, but enforced only while the loop runs: a
@@ -104,7 +104,7 @@ struct tmo_loop_stats {
 	uint64_t submit_calls;     /* io_uring_enter calls made to submit or wait */
 	uint64_t sq_full;          /* times the submission queue was full and was flushed */
 	uint64_t deferred;         /* operations parked because the kernel refused a submit */
-	uint64_t cq_overflow;      /* times the kernel reported a completion queue overflow */
+	uint64_t cq_overflow;      /* reaping passes that found the kernel's CQ-overflow flag set */
 	uint64_t abandoned;        /* operations reported to the caller before the kernel let go */
 	uint64_t late_closed;      /* fds that a late completion returned and tmo closed */
 };
@@ -141,7 +141,8 @@ TMO_API int tmo_loop_close(struct tmo_loop *loop);
 /*
  * Runs the loop (see enum tmo_run_mode). Before it returns, every request that callbacks
  * started or cancelled has been handed to the kernel, so their deadlines hold while the caller
- * does other work. Returns the number of operations still active (0: no work left), or a
+ * does other work. Returns the work still active (operations and groups, as tmo_loop_active;
+ * 0: no work left), or a
  * negative errno if the ring failed (-EINVAL for a bad argument, -EBUSY if called from inside a
  * callback of the same loop).
  */
@@ -166,7 +167,8 @@ TMO_API int tmo_loop_submit(struct tmo_loop *loop);
 /* Makes the current or next tmo_loop_run* return after the callbacks in hand. */
 TMO_API void tmo_loop_stop(struct tmo_loop *loop);
 
-/* Operations started and not yet released by the kernel (0 for NULL). */
+/* Work still active: operations started and not yet released by the kernel, and groups not
+ * yet finished with members pending (0 for NULL). */
 TMO_API uint32_t tmo_loop_active(const struct tmo_loop *loop);
 
 /* Whether the loop's kernel and ring have `feature` (false for NULL or out of range). */

@@ -219,10 +219,12 @@ TMO_API int tmo_op_set_release(struct tmo_op *op, tmo_op_release_cb release);
  * with -ETIME from the next loop iteration. Returns 0, or (and then `cb` never fires and
  * nothing changed):
  *   -EINVAL  NULL loop/op/cb, an op never prepared, a negative deadline (e.g. a relative
- *            helper's error), or an argument the request cannot take (NULL buffer with len > 0,
- *            NULL address or path);
+ *            helper's error), an op not 8-byte aligned, an argument the request cannot take
+ *            (NULL buffer with len > 0, NULL address or path), or for tmo_prep_group(): a
+ *            group never initialised, closed, or on another loop;
  *   -EBADF   a negative fd;
- *   -EBUSY   the op is already active (or not yet released by the kernel);
+ *   -EBUSY   the op is already active (or not yet released by the kernel), or for
+ *            tmo_prep_group(): another op already waits for that group;
  *   -ENOTSUP the kernel lacks the opcode.
  */
 TMO_API int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline,
@@ -245,7 +247,8 @@ TMO_API int tmo_op_cancel(struct tmo_op *op);
  * fires). While true, the op and its buffer must not be reused or freed. */
 TMO_API bool tmo_op_busy(const struct tmo_op *op);
 
-/* The op's absolute deadline as given to tmo_op_start() (TMO_NEVER if none or not started). */
+/* The op's absolute deadline as given to tmo_op_start(), while it is active (TMO_NEVER if it
+ * has none, or is not active: never started, or released, as inside its own callback). */
 TMO_API int64_t tmo_op_deadline(const struct tmo_op *op);
 
 /* The result of the op's last completion (0 before any). */
@@ -259,6 +262,7 @@ enum tmo_cause {
 	TMO_CAUSE_GROUP,     /* -ETIME or -ECANCELED: a group's deadline or finish (cause_group) */
 	TMO_CAUSE_CANCEL,    /* -ECANCELED: tmo_op_cancel() */
 };
+/* The cause of the op's last completion (TMO_CAUSE_NONE before any, or for NULL). */
 TMO_API enum tmo_cause tmo_op_cause(const struct tmo_op *op);
 /* The scope or group named by the cause (NULL otherwise). Valid while that object is. */
 TMO_API struct tmo_scope *tmo_op_cause_scope(const struct tmo_op *op);

@@ -75,8 +75,10 @@ TMO_API int64_t tmo_scope_effective_deadline(const struct tmo_scope *scope);
 TMO_API int64_t tmo_scope_remaining(const struct tmo_scope *scope);
 /* Nanoseconds since it was entered. */
 TMO_API int64_t tmo_scope_elapsed(const struct tmo_scope *scope);
-/* True only if this scope's own deadline cut work in it short (an inner operation's own
- * deadline or an inner scope's expiry does not count). */
+/* True only if this scope's own deadline passed while it held work: the block was still open
+ * (it was entered with a deadline already passed, or it was entered when the deadline came)
+ * or operations in it were pending. An inner operation's own deadline, or an inner scope's
+ * expiry, does not count. */
 TMO_API bool tmo_scope_expired(const struct tmo_scope *scope);
 /* True while entered, or while operations started in it are pending. */
 TMO_API bool tmo_scope_busy(const struct tmo_scope *scope);
