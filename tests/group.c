@@ -5,7 +5,8 @@
  * added over time and a queued member timing out unstarted; groups as members of groups and
  * waited for with a deadline; cancel; groups inside scopes; bad input.
  *
- * One "second" of the scenarios is U = 100 ms. A member "that takes N s" is a sleep; a member
+ * One "second" of the scenarios is U = 150 ms: margins between events are half a "second" or
+ * more, which a loaded CI machine must not blur. A member "that takes N s" is a sleep; a member
  * that must return a value V is a read on its own pipe, into which a sleep op outside the
  * group writes V bytes at the chosen time. A member that fails at a time is a read with its
  * own deadline and no data (-ETIME); one that fails at once reads the pipe's write end
@@ -22,7 +23,7 @@
 #include "helpers.h"
 
 #define MS TMO_NSEC_PER_MSEC
-#define U (100 * MS)
+#define U (150 * MS)
 #define MAX_MEMBERS 10
 
 /* ---- fixture ------------------------------------------------------------------------------ */
