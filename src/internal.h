@@ -84,9 +84,9 @@ enum {
 	TMO__F_KERNEL = 1u << 2,         /* the kernel holds the request (SQE handed over) */
 	TMO__F_QUEUED = 1u << 3,         /* on the loop's pending queue (._next) */
 	TMO__F_DECIDED = 1u << 4,        /* ._res holds the outcome to deliver */
-	TMO__F_CANCEL = 1u << 5,         /* the caller asked to cancel */
+	TMO__F_CANCEL = 1u << 5,         /* outcome -ECANCELED decided: tmo_op_cancel or a cut */
 	TMO__F_CANCEL_UNSENT = 1u << 6,  /* the cancel request still needs an SQE */
-	TMO__F_EXPIRED = 1u << 7,        /* the loop saw the deadline pass (loop-kept deadlines) */
+	TMO__F_EXPIRED = 1u << 7,        /* outcome -ETIME decided: a loop-kept deadline or a cut */
 	TMO__F_GROUP_WAITING = 1u << 8,  /* a group member waiting for a slot: not started */
 	TMO__F_LINKED = 1u << 9,         /* a linked timeout enforces the deadline */
 	TMO__F_REPORTED = 1u << 10,      /* the callback fired; waiting for the kernel to let go */
@@ -158,9 +158,9 @@ struct io_uring_sqe *tmo__get_sqes(struct tmo__loop_state *st, unsigned need);
 /* Handles one CQE with TMO__TAG_OP. */
 void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res);
 
-/* Handles one op popped from the pending queue. Returns true if it delivered a callback;
- * an op that could not progress (no SQE) has been put back on the queue. */
-bool tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op);
+/* Handles one op popped from the pending queue; an op that could not progress (no SQE) is put
+ * back on the queue. */
+void tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op);
 
 /* Called when the loop sees an op's own loop-kept deadline pass. */
 void tmo__op_on_expired(struct tmo__loop_state *st, struct tmo_op *op);

@@ -349,23 +349,19 @@ static void expire(struct tmo__loop_state *st)
 	}
 }
 
-/*
- * Works through the pending queue once: ops queued by callbacks meanwhile, and ops that still
- * cannot get an SQE, wait for the next round. Returns how many callbacks it delivered.
- */
-static unsigned process_pending(struct tmo__loop_state *st)
+/* Works through the pending queue once: ops queued by callbacks meanwhile, and ops that still
+ * cannot get an SQE, wait for the next round. */
+static void process_pending(struct tmo__loop_state *st)
 {
 	struct tmo_op *last = st->pending.tail;
-	unsigned delivered = 0;
 
 	while (st->pending.head) {
 		struct tmo_op *op = tmo__queue_pop(&st->pending);
 		bool was_last = op == last;
-		delivered += tmo__op_on_pending(st, op);
+		tmo__op_on_pending(st, op);
 		if (was_last)
 			break;
 	}
-	return delivered;
 }
 
 static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
@@ -382,7 +378,7 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 	uint64_t callbacks_before = st->callbacks;
 	st->running = true;
 	for (;;) {
-		unsigned delivered = process_pending(st);
+		process_pending(st);
 		if (st->stop || !st->active)
 			break;
 
@@ -395,7 +391,8 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 			else if (!arm_timer(st, earliest) && earliest < wake_at)
 				wake_at = earliest; /* no SQE for the timer: bound this wait instead */
 		}
-		if (mode == TMO_RUN_NOWAIT || (mode == TMO_RUN_ONCE && delivered)) {
+		if (mode == TMO_RUN_NOWAIT ||
+		    (mode == TMO_RUN_ONCE && st->callbacks != callbacks_before)) {
 			wake_at = 0; /* nothing to wait for, or the one iteration already did work */
 		} else if (st->pending.head) {
 			/* Decided work waits for nothing; work the kernel refused waits a little

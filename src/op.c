@@ -736,40 +736,29 @@ void tmo__op_on_expired(struct tmo__loop_state *st, struct tmo_op *op)
 		end_early(st, op, -ETIME, TMO_CAUSE_OWN, NULL);
 }
 
-bool tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op)
+void tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op)
 {
 	op->_flags &= ~TMO__F_QUEUED;
 
 	if (op->_flags & TMO__F_KERNEL) {
 		if ((op->_flags & TMO__F_CANCEL_UNSENT) && !send_cancel(st, op)) {
 			enqueue_pending(st, op);
-			return false;
+			return;
 		}
 		/* An io-wq request the caller hears about now; the kernel lets go later. */
 		if ((op->_user_flags & TMO_OP_BLOCKING) && !(op->_flags & TMO__F_REPORTED)) {
 			tmo__timer_disarm(st, &op->_timer);
 			deliver(st, op, op->_flags & TMO__F_CANCEL ? -ECANCELED : -ETIME);
-			return true;
 		}
-		return false;
+		return;
 	}
-	if (op->_flags & TMO__F_DECIDED) {
+	if (op->_flags & TMO__F_DECIDED)
 		deliver(st, op, op->_res);
-		return true;
-	}
-	if (op->_flags & TMO__F_CANCEL) {
+	else if (op->_flags & TMO__F_CANCEL)
 		deliver(st, op, -ECANCELED);
-		return true;
-	}
-	if (op->_flags & TMO__F_EXPIRED) {
+	else if ((op->_flags & TMO__F_EXPIRED) ||
+		 (op->_deadline != TMO_NEVER && op->_deadline <= tmo_now()))
 		deliver(st, op, -ETIME);
-		return true;
-	}
-	if (op->_deadline != TMO_NEVER && op->_deadline <= tmo_now()) {
-		deliver(st, op, -ETIME);
-		return true;
-	}
-	if (!submit(st, op))
+	else if (!submit(st, op))
 		enqueue_pending(st, op);
-	return false;
 }
