@@ -19,6 +19,9 @@
 #define IORING_FEAT_MIN_TIMEOUT (1U << 15)
 #endif
 #define TMO__OPCODE_FUTEX_WAIT 51
+#ifndef IORING_TIMEOUT_MULTISHOT
+#define IORING_TIMEOUT_MULTISHOT (1U << 6) /* Linux 6.4; liburing 2.4 */
+#endif
 
 /*
  * user_data of every request tmo submits: the op's address (8-byte aligned) with a tag in the
@@ -38,6 +41,8 @@ enum {
 	TMO__TAG_CANCEL = 2,
 	TMO__TAG_LOOP_TIMER = 3,        /* the loop's one timeout for its earliest kept deadline */
 	TMO__TAG_LOOP_TIMER_UPDATE = 4, /* a request moving that timeout earlier */
+	TMO__TAG_TICK = 5,              /* a struct tmo_tick's timeout (tick.c) */
+	TMO__TAG_TICK_REMOVE = 6,       /* a request removing it */
 	TMO__TAG_MASK = 7,
 };
 #define TMO__GENERATION_SHIFT 56
@@ -130,6 +135,7 @@ struct tmo__loop_state {
 	bool stop;
 	bool sq_refused;         /* the kernel refused a flush; retry after the next wait */
 	struct tmo_scope *current_scope; /* innermost entered scope, or the running callback's */
+	struct tmo_tick *ticks_waiting;  /* ticks whose request found no SQE: retried each pass */
 	uint64_t callbacks;      /* completion and release callbacks run: progress for RUN_ONCE */
 	struct tmo_loop_stats stats;
 };
@@ -164,6 +170,13 @@ void tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op);
 
 /* Called when the loop sees an op's own loop-kept deadline pass. */
 void tmo__op_on_expired(struct tmo__loop_state *st, struct tmo_op *op);
+
+struct tmo_tick;
+/* Handles one CQE with TMO__TAG_TICK (tick.c). */
+void tmo__tick_on_cqe(struct tmo__loop_state *st, struct tmo_tick *tick, int32_t res,
+		      uint32_t flags);
+/* Retries the requests of ticks on st->ticks_waiting (tick.c). */
+void tmo__ticks_retry(struct tmo__loop_state *st);
 
 static inline struct tmo_op *tmo__op_of_timer(struct tmo__timer *timer)
 {

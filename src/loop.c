@@ -3,8 +3,10 @@
  * the earliest of a completion or a loop-kept deadline, dispatch completions, repeat.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 
 #include "container.h"
 
@@ -106,6 +108,13 @@ static int probe_opcodes(struct tmo__loop_state *st)
 		st->features |= 1u << TMO_FEAT_MSG_RING;
 	if (st->opcodes & (UINT64_C(1) << TMO__OPCODE_FUTEX_WAIT))
 		st->features |= 1u << TMO_FEAT_FUTEX_WAIT;
+	/* No probe reports timeout flags: go by the version (6.4), and let the first tick
+	 * correct it if a kernel refuses the flag anyway (tick.c). */
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+	if (uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
+	    (major > 6 || (major == 6 && minor >= 4)))
+		st->features |= 1u << TMO_FEAT_TIMEOUT_MULTISHOT;
 	return 0;
 }
 
@@ -291,6 +300,7 @@ static unsigned reap(struct tmo__loop_state *st)
 	struct io_uring_cqe *cqes[CQE_BATCH];
 	uint64_t user_data[CQE_BATCH];
 	int32_t res[CQE_BATCH];
+	uint32_t flags[CQE_BATCH];
 	unsigned total = 0;
 
 	for (;;) {
@@ -304,6 +314,7 @@ static unsigned reap(struct tmo__loop_state *st)
 		for (unsigned i = 0; i < n; i++) {
 			user_data[i] = cqes[i]->user_data;
 			res[i] = cqes[i]->res;
+			flags[i] = cqes[i]->flags;
 		}
 		io_uring_cq_advance(&st->ring, n);
 		for (unsigned i = 0; i < n; i++) {
@@ -313,6 +324,11 @@ static unsigned reap(struct tmo__loop_state *st)
 				tmo__op_on_cqe(st, tmo__op_of_user_data(user_data[i]), res[i]);
 			else if (tag == TMO__TAG_LOOP_TIMER)
 				st->timer.in_flight = false; /* fired: expire() runs next */
+			else if (tag == TMO__TAG_TICK)
+				tmo__tick_on_cqe(st,
+						 (struct tmo_tick *)(uintptr_t)(user_data[i] &
+										TMO__ADDRESS_MASK),
+						 res[i], flags[i]);
 			/* Linked-timeout, cancel and timer-update CQEs carry nothing the op's own
 			 * CQE does not; they may also outlive the op, so they are never
 			 * dereferenced. */
@@ -379,6 +395,8 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 	st->running = true;
 	for (;;) {
 		process_pending(st);
+		if (st->ticks_waiting)
+			tmo__ticks_retry(st);
 		if (st->stop || !st->active)
 			break;
 
@@ -394,7 +412,7 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 		if (mode == TMO_RUN_NOWAIT ||
 		    (mode == TMO_RUN_ONCE && st->callbacks != callbacks_before)) {
 			wake_at = 0; /* nothing to wait for, or the one iteration already did work */
-		} else if (st->pending.head) {
+		} else if (st->pending.head || st->ticks_waiting) {
 			/* Decided work waits for nothing; work the kernel refused waits a little
 			 * for completions to free its resources. */
 			int64_t retry = st->sq_refused ? tmo_now() + RETRY_WAIT_NS : 0;

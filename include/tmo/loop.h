@@ -92,6 +92,9 @@ enum tmo_feature {
 	TMO_FEAT_FUTEX_WAIT,       /* IORING_OP_FUTEX_WAIT (6.7) */
 	TMO_FEAT_COOP_TASKRUN,     /* the ring was created with IORING_SETUP_COOP_TASKRUN */
 	TMO_FEAT_DEFER_TASKRUN,    /* the ring was created with IORING_SETUP_DEFER_TASKRUN */
+	TMO_FEAT_TIMEOUT_MULTISHOT, /* IORING_TIMEOUT_MULTISHOT (6.4): ticks use one request. Set
+	                               from the kernel version at init, cleared if the kernel
+	                               refuses it on the first tick (see tick.h) */
 	TMO_FEAT_COUNT_
 };
 

@@ -6,6 +6,8 @@
  *   op.h     operations with deadlines: prepare, start, cancel, callbacks, ownership
  *   scope.h  deadlines over a block of work: nesting, shield, shift, expired
  *   group.h  many operations under one deadline: gather, wait, as_completed, quorum
+ *   stream.h reading and writing a socket or pipe with gap, overall and rate limits
+ *   tick.h   a callback every N nanoseconds (multishot kernel timeout)
  *
  * See docs/ for the design and the rules of ownership in one place.
  */
@@ -18,5 +20,7 @@
 #include "op.h"
 #include "scope.h"
 #include "group.h"
+#include "stream.h"
+#include "tick.h"
 
 #endif

@@ -1,0 +1,40 @@
+/*
+ * Private to tmo: the limits shared by stream readers and writers (gap, overall deadline,
+ * rate floor) and the sliding window that measures the rate.
+ */
+#ifndef TMO_SRC_STREAM_LIMITS_H
+#define TMO_SRC_STREAM_LIMITS_H
+
+#include <stdint.h>
+
+#include "tmo/clock.h"
+#include "tmo/stream.h"
+
+#define TMO__RATE_BUCKETS 16
+
+/* 0 if the limits make sense, else -EINVAL. */
+int tmo__limits_check(const struct tmo_stream_limits *limits);
+
+/* Copies `in` (NULL: none) into `out`, normalising "no overall deadline" to TMO_NEVER. */
+void tmo__limits_copy(struct tmo_stream_limits *out, const struct tmo_stream_limits *in);
+
+/* Starts the rate history afresh at `now` (the window's grace period begins). */
+void tmo__rate_reset(struct tmo__rate_window *rate, const struct tmo_stream_limits *limits,
+		     int64_t now);
+
+/* Counts `bytes` of progress seen at `now`. */
+void tmo__rate_add(struct tmo__rate_window *rate, int64_t now, uint64_t bytes);
+
+/*
+ * The deadline of the next wait: the earliest of wait_from + gap, the overall deadline and the
+ * moment the rate window stops holding enough bytes if nothing more arrives. *which names it
+ * (TMO_LIMIT_NONE with TMO_NEVER). On a tie the more final limit is named: the overall
+ * deadline, then the rate, then the gap.
+ */
+int64_t tmo__limits_next(const struct tmo_stream_limits *limits,
+			 const struct tmo__rate_window *rate, int64_t wait_from, uint8_t *which);
+
+/* The limit an operation's -ETIME stands for, from its cause and the limit it was armed with. */
+enum tmo_limit tmo__limit_of_timeout(const struct tmo_op *op, uint8_t armed);
+
+#endif

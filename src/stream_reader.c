@@ -1,0 +1,432 @@
+/*
+ * Stream readers: a socket or pipe read chunk after chunk, each read carrying the earliest of
+ * the stream's limits as its deadline, its bytes cut into frames for the caller.
+ *
+ * One struct tmo_op does all the work, one request at a time: a read (recv on sockets), or a
+ * nop that brings the reader back into the loop when something must happen from the loop
+ * rather than from the caller's function (start, resume, a stop while idle). Every event is
+ * delivered by pump(), which runs only from that op's completion, so the caller never sees a
+ * callback from inside tmo_reader_*().
+ *
+ * Nothing is lost because the buffer is the only place bytes go: a read either returned bytes
+ * (appended, then framed) or consumed none; a timeout marker only goes on waiting; an end hands
+ * over whatever is buffered.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+#include "stream_limits.h"
+
+/* struct tmo_reader._state */
+enum {
+	R_INIT = 1u << 0,     /* tmo_reader_init succeeded */
+	R_STARTED = 1u << 1,  /* between start and END */
+	R_PAUSED = 1u << 2,   /* no events until resume */
+	R_STOP = 1u << 3,     /* tmo_reader_stop: END -ECANCELED comes next */
+	R_OP = 1u << 4,       /* ._op is active */
+	R_KICK = 1u << 5,     /* ... as a nop that brings the reader back to the loop */
+	R_ENDING = 1u << 6,   /* the stream ended while paused: END after resume */
+	R_SOCKET = 1u << 7,   /* recv, not read */
+	R_BLOCKING = 1u << 8, /* a regular file or block device: TMO_OP_BLOCKING reads */
+	R_IN_CB = 1u << 9,    /* a DATA or TIMEOUT callback is running: pump() goes on after it */
+	R_PAUSE_CANCEL = 1u << 10, /* pause cancelled the read in flight */
+};
+
+#define MAX_CAP (UINT32_C(1) << 31)
+
+static struct tmo_reader *reader_of(struct tmo_op *op)
+{
+	return (struct tmo_reader *)((char *)op - offsetof(struct tmo_reader, _op));
+}
+
+int tmo_reader_init(struct tmo_reader *reader, struct tmo_loop *loop, int fd, void *buf,
+		    size_t cap, const struct tmo_reader_options *options)
+{
+	if (!reader || !loop || !loop->_state || !buf || !cap || cap > MAX_CAP)
+		return -EINVAL;
+	if (options && (tmo__limits_check(&options->limits) ||
+			(options->on_gap != TMO_GAP_END && options->on_gap != TMO_GAP_MARK)))
+		return -EINVAL;
+	if (fd < 0)
+		return -EBADF;
+	if ((reader->_state & R_INIT) && (reader->_state & R_STARTED))
+		return -EBUSY;
+	struct stat sb;
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+
+	void *data = reader->data;
+	/* Kept, as tmo_prep_* keeps it: a stale request of an earlier start never matches. */
+	uint8_t generation = reader->_op._generation;
+	memset(reader, 0, sizeof(*reader));
+	reader->data = data;
+	reader->_op._generation = generation;
+	reader->_loop = loop;
+	reader->_fd = fd;
+	reader->_buf = buf;
+	reader->_cap = cap;
+	reader->_frame = TMO_FRAME_CHUNK;
+	tmo__limits_copy(&reader->_limits, options ? &options->limits : NULL);
+	reader->_on_gap = (uint8_t)(options ? options->on_gap : TMO_GAP_END);
+	reader->_state = R_INIT;
+	if (S_ISSOCK(sb.st_mode))
+		reader->_state |= R_SOCKET;
+	else if (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))
+		reader->_state |= R_BLOCKING;
+	return 0;
+}
+
+int tmo_reader_frame(struct tmo_reader *reader, enum tmo_frame frame, const void *delim,
+		     size_t delim_len, size_t exact)
+{
+	if (!reader || !(reader->_state & R_INIT))
+		return -EINVAL;
+	switch (frame) {
+	case TMO_FRAME_CHUNK:
+		break;
+	case TMO_FRAME_DELIMITER:
+		if (!delim || !delim_len || delim_len > sizeof(reader->_delim))
+			return -EINVAL;
+		memcpy(reader->_delim, delim, delim_len);
+		reader->_delim_len = (uint8_t)delim_len;
+		break;
+	case TMO_FRAME_EXACT:
+		if (!exact)
+			return -EINVAL;
+		if (exact > reader->_cap)
+			return -ENOBUFS;
+		reader->_exact = exact;
+		break;
+	default:
+		return -EINVAL;
+	}
+	reader->_frame = (uint8_t)frame;
+	reader->_scanned = reader->_head; /* a new delimiter: search the buffer again */
+	return 0;
+}
+
+int tmo_reader_set_limits(struct tmo_reader *reader, const struct tmo_stream_limits *limits)
+{
+	if (!reader || !(reader->_state & R_INIT) || tmo__limits_check(limits))
+		return -EINVAL;
+	tmo__limits_copy(&reader->_limits, limits);
+	/* The window's size may have changed: its history no longer applies. */
+	tmo__rate_reset(&reader->_rate, &reader->_limits, tmo_now());
+	return 0;
+}
+
+bool tmo_reader_busy(const struct tmo_reader *reader)
+{
+	return reader && (reader->_state & R_STARTED);
+}
+
+uint64_t tmo_reader_total(const struct tmo_reader *reader)
+{
+	return reader ? reader->_total : 0;
+}
+
+/* ---- the loop's side ---------------------------------------------------------------------- */
+
+static void on_op(struct tmo_op *op, int32_t res);
+
+/* Brings the reader back into the loop: pump() runs from the nop's completion. */
+static int kick(struct tmo_reader *r)
+{
+	tmo_prep_nop(&r->_op);
+	int ret = tmo_op_start(r->_loop, &r->_op, TMO_NEVER, on_op);
+	if (!ret)
+		r->_state |= R_OP | R_KICK;
+	return ret;
+}
+
+/* Issues the next read with the earliest limit as its deadline. */
+static int arm_read(struct tmo_reader *r)
+{
+	/* Keep the partial frame at the start, so the read gets the most room. */
+	if (r->_head) {
+		size_t kept = r->_tail - r->_head;
+		memmove(r->_buf, r->_buf + r->_head, kept);
+		r->_scanned -= r->_head;
+		r->_head = 0;
+		r->_tail = kept;
+	}
+	int64_t now = tmo_now();
+	if (!r->_wait_from || (r->_limits.gap_ns && r->_wait_from > INT64_MAX - r->_limits.gap_ns) ||
+	    r->_wait_from + r->_limits.gap_ns <= now)
+		r->_wait_from = now; /* after data, or a marker seen too late to count from it */
+	uint8_t which;
+	int64_t deadline = tmo__limits_next(&r->_limits, &r->_rate, r->_wait_from, &which);
+	r->_armed_limit = which;
+	r->_armed_at = deadline;
+
+	uint8_t *into = r->_buf + r->_tail;
+	uint32_t room = (uint32_t)(r->_cap - r->_tail);
+	if (r->_state & R_SOCKET)
+		tmo_prep_recv(&r->_op, r->_fd, into, room, 0);
+	else
+		tmo_prep_read(&r->_op, r->_fd, into, room, (uint64_t)-1);
+	if (r->_state & R_BLOCKING)
+		tmo_op_set_flags(&r->_op, TMO_OP_BLOCKING);
+	int ret = tmo_op_start(r->_loop, &r->_op, deadline, on_op);
+	if (!ret)
+		r->_state = (uint16_t)((r->_state & ~R_KICK) | R_OP);
+	return ret;
+}
+
+/* The next complete frame in the buffer, if any: its length, else 0. */
+static size_t next_frame(struct tmo_reader *r)
+{
+	size_t have = r->_tail - r->_head;
+
+	if (!have)
+		return 0;
+	switch ((enum tmo_frame)r->_frame) {
+	case TMO_FRAME_EXACT:
+		return have >= r->_exact ? r->_exact : 0;
+	case TMO_FRAME_DELIMITER: {
+		size_t from = r->_scanned > r->_head ? r->_scanned : r->_head;
+		const uint8_t *hit = memmem(r->_buf + from, r->_tail - from, r->_delim,
+					    r->_delim_len);
+		if (hit)
+			return (size_t)(hit - (r->_buf + r->_head)) + r->_delim_len;
+		/* Next time, search only where a delimiter could still begin. */
+		size_t tail_keep = (size_t)r->_delim_len - 1;
+		r->_scanned = r->_tail - r->_head > tail_keep ? r->_tail - tail_keep : r->_head;
+		return 0;
+	}
+	case TMO_FRAME_CHUNK:
+	default:
+		return have;
+	}
+}
+
+static void emit(struct tmo_reader *r, enum tmo_reader_event_kind kind, const uint8_t *data,
+		 size_t len, int32_t error, enum tmo_limit limit)
+{
+	struct tmo_reader_event ev = {
+		.kind = kind,
+		.data = data,
+		.len = len,
+		.error = error,
+		.limit = limit,
+		.total = r->_total,
+		.buffered = r->_tail - r->_head,
+	};
+	r->_state |= R_IN_CB;
+	r->_cb(r, &ev);
+	r->_state &= (uint16_t)~R_IN_CB;
+}
+
+/* Delivers END: the reader is idle from here, and may be freed by the callback. */
+static void finish(struct tmo_reader *r, int32_t error, enum tmo_limit limit)
+{
+	const uint8_t *left = r->_buf + r->_head;
+	size_t len = r->_tail - r->_head;
+
+	r->_state &= (uint16_t)(R_INIT | R_SOCKET | R_BLOCKING);
+	r->_head = r->_tail = r->_scanned = 0;
+	struct tmo_reader_event ev = {
+		.kind = TMO_READER_END,
+		.data = len ? left : NULL,
+		.len = len,
+		.error = error,
+		.limit = error == -ETIME ? limit : TMO_LIMIT_NONE,
+		.total = r->_total,
+		.buffered = len,
+	};
+	r->_cb(r, &ev);
+}
+
+/*
+ * Delivers what the buffer holds and decides what comes next: an end, a pause, or the next
+ * read. Runs only from the op's completion, with no request in flight.
+ */
+static void pump(struct tmo_reader *r)
+{
+	for (;;) {
+		if (r->_state & R_STOP) {
+			finish(r, -ECANCELED, TMO_LIMIT_NONE);
+			return;
+		}
+		if (r->_state & R_PAUSED)
+			return;
+		size_t len = next_frame(r);
+		if (len) {
+			const uint8_t *frame = r->_buf + r->_head;
+			r->_head += len;
+			if (r->_head == r->_tail)
+				r->_head = r->_tail = r->_scanned = 0; /* the frame stays readable */
+			emit(r, TMO_READER_DATA, frame, len, 0, TMO_LIMIT_NONE);
+			continue;
+		}
+		if (r->_state & R_ENDING) {
+			finish(r, r->_end_error, (enum tmo_limit)r->_end_limit);
+			return;
+		}
+		if (r->_head == 0 && r->_tail == r->_cap) {
+			finish(r, -ENOBUFS, TMO_LIMIT_NONE); /* a frame longer than the buffer */
+			return;
+		}
+		int ret = arm_read(r);
+		if (ret)
+			finish(r, ret, TMO_LIMIT_NONE);
+		return;
+	}
+}
+
+/* The stream is over for `error`: buffered frames first, then END; after resume if paused. */
+static void end(struct tmo_reader *r, int32_t error, enum tmo_limit limit)
+{
+	r->_state |= R_ENDING;
+	r->_end_error = error;
+	r->_end_limit = (uint8_t)limit;
+	pump(r);
+}
+
+static void on_op(struct tmo_op *op, int32_t res)
+{
+	struct tmo_reader *r = reader_of(op);
+	bool was_kick = r->_state & R_KICK;
+
+	bool pause_cancelled = r->_state & R_PAUSE_CANCEL;
+	r->_state &= (uint16_t) ~(R_OP | R_KICK | R_PAUSE_CANCEL);
+	if (r->_state & R_STOP) {
+		if (res > 0) { /* bytes are never dropped: they go out with END */
+			r->_total += (uint64_t)res;
+			r->_tail += (size_t)res;
+		}
+		finish(r, -ECANCELED, TMO_LIMIT_NONE);
+		return;
+	}
+	if (res > 0 && !was_kick) {
+		r->_total += (uint64_t)res;
+		r->_tail += (size_t)res;
+		tmo__rate_add(&r->_rate, tmo_now(), (uint64_t)res);
+		r->_wait_from = 0;
+		pump(r);
+		return;
+	}
+	if (was_kick && res >= 0) {
+		pump(r);
+		return;
+	}
+	if (res == 0) {
+		end(r, 0, TMO_LIMIT_NONE); /* end of file */
+		return;
+	}
+	if ((r->_state & R_PAUSED) || pause_cancelled) {
+		/* The read that pause cancelled (or whose limit fired meanwhile: no limit runs
+		 * while paused, and the overall deadline is checked again at resume). If resume
+		 * came before this completion, reading goes on. */
+		if (res == -ECANCELED || res == -ETIME) {
+			pump(r);
+			return;
+		}
+		end(r, res, TMO_LIMIT_NONE);
+		return;
+	}
+	if (res == -ETIME) {
+		enum tmo_limit limit = tmo__limit_of_timeout(op, r->_armed_limit);
+		if (limit == TMO_LIMIT_GAP && r->_on_gap == TMO_GAP_MARK && !was_kick) {
+			/* The next wait counts from this marker's own deadline: a long silence
+			 * gives a marker every gap, without drift. */
+			r->_wait_from = r->_armed_at;
+			emit(r, TMO_READER_TIMEOUT, NULL, 0, 0, TMO_LIMIT_GAP);
+			pump(r);
+			return;
+		}
+		end(r, -ETIME, limit);
+		return;
+	}
+	end(r, res, TMO_LIMIT_NONE);
+}
+
+/* ---- the caller's side -------------------------------------------------------------------- */
+
+int tmo_reader_start(struct tmo_reader *reader, tmo_reader_cb cb)
+{
+	if (!reader || !cb || !(reader->_state & R_INIT))
+		return -EINVAL;
+	if (reader->_state & R_STARTED)
+		return -EBUSY;
+	if (reader->_state & R_OP)
+		return -EBUSY; /* cannot happen: the op is idle whenever the reader is */
+	reader->_cb = cb;
+	reader->_total = 0;
+	reader->_head = reader->_tail = reader->_scanned = 0;
+	reader->_wait_from = 0;
+	tmo__rate_reset(&reader->_rate, &reader->_limits, tmo_now());
+	int ret = kick(reader);
+	if (!ret)
+		reader->_state |= R_STARTED;
+	return ret;
+}
+
+static bool stoppable(const struct tmo_reader *r)
+{
+	return r && (r->_state & R_STARTED);
+}
+
+int tmo_reader_pause(struct tmo_reader *reader)
+{
+	if (!stoppable(reader) || (reader->_state & R_STOP))
+		return -EINVAL;
+	if (reader->_state & R_PAUSED)
+		return -EALREADY;
+	reader->_state |= R_PAUSED;
+	if ((reader->_state & R_OP) && !(reader->_state & R_KICK)) {
+		reader->_state |= R_PAUSE_CANCEL;
+		tmo_op_cancel(&reader->_op); /* -EALREADY: its deadline passed; handled alike */
+	}
+	return 0;
+}
+
+int tmo_reader_resume(struct tmo_reader *reader)
+{
+	if (!stoppable(reader) || (reader->_state & R_STOP))
+		return -EINVAL;
+	if (!(reader->_state & R_PAUSED))
+		return -EALREADY;
+	reader->_state &= (uint16_t)~R_PAUSED;
+	reader->_wait_from = 0;
+	tmo__rate_reset(&reader->_rate, &reader->_limits, tmo_now());
+	/* From inside a callback pump() goes on by itself when it returns; with a request in
+	 * flight (the read pause cancelled, or a nop) pump() follows its completion. */
+	if (reader->_state & (R_OP | R_IN_CB))
+		return 0;
+	int ret = kick(reader);
+	if (ret)
+		reader->_state |= R_PAUSED; /* nothing changed */
+	return ret;
+}
+
+int tmo_reader_stop(struct tmo_reader *reader)
+{
+	if (!stoppable(reader))
+		return -EINVAL;
+	if (reader->_state & R_STOP)
+		return -EALREADY;
+	if (reader->_state & R_OP) {
+		reader->_state |= R_STOP;
+		if (!(reader->_state & R_KICK))
+			tmo_op_cancel(&reader->_op);
+		return 0;
+	}
+	/*
+	 * No request in flight: either the caller is inside one of this reader's callbacks
+	 * (pump() sees the flag when it returns) or the reader is paused (a nop brings it back).
+	 */
+	bool paused = reader->_state & R_PAUSED;
+	reader->_state |= R_STOP;
+	if (paused && !(reader->_state & R_IN_CB)) {
+		int ret = kick(reader);
+		if (ret) {
+			reader->_state &= (uint16_t)~R_STOP;
+			return ret;
+		}
+	}
+	return 0;
+}

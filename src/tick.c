@@ -1,0 +1,215 @@
+/*
+ * Ticks: a callback every interval, from one multishot kernel timeout (one request, one CQE
+ * with IORING_CQE_F_MORE per period) or, where the kernel lacks it, an absolute timeout
+ * re-armed for each period.
+ *
+ * The callback's `periods` is computed from the clock against the grid start + k * interval,
+ * never from the number of CQEs: the kernel's multishot timer started a little after `start`
+ * (at submission), so each of its expiries is at or after the grid point it stands for, and
+ * after a stall the queued CQEs of missed periods are merged into one call (the later ones find
+ * nothing new and are dropped).
+ */
+#include <errno.h>
+#include <stddef.h>
+
+#include "container.h"
+#include "tmo/tick.h"
+
+/* struct tmo_tick._state */
+enum {
+	T_RUNNING = 1u << 0,     /* started and not stopped */
+	T_KERNEL = 1u << 1,      /* the kernel holds a timeout request for it */
+	T_STOPPING = 1u << 2,    /* stopped; the kernel has not let go yet */
+	T_REMOVE_SENT = 1u << 3, /* the removal request is submitted */
+	T_WAITING = 1u << 4,     /* on st->ticks_waiting: its request found no SQE */
+	T_IN_CB = 1u << 5,       /* its callback is running: a stop releases it afterwards */
+};
+
+#define MIN_INTERVAL_NS TMO_NSEC_PER_USEC
+
+static uint64_t user_data(const struct tmo_tick *t, unsigned tag)
+{
+	return (uint64_t)t->_generation << TMO__GENERATION_SHIFT | (uint64_t)(uintptr_t)t | tag;
+}
+
+static void set_timespec(struct tmo__kernel_timespec *ts, int64_t ns)
+{
+	ts->tv_sec = ns / TMO_NSEC_PER_SEC;
+	ts->tv_nsec = ns % TMO_NSEC_PER_SEC;
+}
+
+static void wait_for_sqe(struct tmo__loop_state *st, struct tmo_tick *t)
+{
+	if (t->_state & T_WAITING)
+		return;
+	t->_state |= T_WAITING;
+	t->_next = st->ticks_waiting;
+	st->ticks_waiting = t;
+}
+
+/* Submits the tick's timeout: false if no SQE could be had (retried by the loop). */
+static bool arm(struct tmo__loop_state *st, struct tmo_tick *t)
+{
+	struct io_uring_sqe *sqe = tmo__get_sqes(st, 1);
+
+	if (!sqe)
+		return false;
+	if (t->_multishot) {
+		set_timespec(&t->_ts, t->_interval);
+		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&t->_ts, 0,
+				      IORING_TIMEOUT_MULTISHOT);
+	} else {
+		/* The next grid point after everything reported: later than now. */
+		set_timespec(&t->_ts, t->_start + (int64_t)(t->_reported + 1) * t->_interval);
+		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&t->_ts, 0,
+				      IORING_TIMEOUT_ABS);
+	}
+	io_uring_sqe_set_data64(sqe, user_data(t, TMO__TAG_TICK));
+	t->_state |= T_KERNEL;
+	return true;
+}
+
+static bool send_remove(struct tmo__loop_state *st, struct tmo_tick *t)
+{
+	struct io_uring_sqe *sqe = tmo__get_sqes(st, 1);
+
+	if (!sqe)
+		return false;
+	io_uring_prep_timeout_remove(sqe, user_data(t, TMO__TAG_TICK), 0);
+	io_uring_sqe_set_data64(sqe, user_data(t, TMO__TAG_TICK_REMOVE));
+	t->_state |= T_REMOVE_SENT;
+	return true;
+}
+
+/* The kernel has let go of a stopped tick: it is the caller's again. */
+static void release(struct tmo__loop_state *st, struct tmo_tick *t)
+{
+	t->_state = 0;
+	st->active--;
+}
+
+int tmo_tick_start(struct tmo_loop *loop, struct tmo_tick *tick, int64_t interval_ns,
+		   tmo_tick_cb cb)
+{
+	if (!loop || !loop->_state || !tick || !cb || interval_ns < MIN_INTERVAL_NS)
+		return -EINVAL;
+	if ((uintptr_t)tick & ~(uintptr_t)TMO__ADDRESS_MASK)
+		return -EINVAL;
+	if (tick->_state)
+		return -EBUSY;
+	struct tmo__loop_state *st = tmo__state(loop);
+
+	tick->_loop = loop;
+	tick->_cb = cb;
+	tick->_interval = interval_ns;
+	tick->_reported = 0;
+	tick->_generation++;
+	tick->_multishot = tmo__has(st, TMO_FEAT_TIMEOUT_MULTISHOT);
+	tick->_start = tmo_now();
+	tick->_state = T_RUNNING;
+	st->active++;
+	if (!arm(st, tick))
+		wait_for_sqe(st, tick);
+	return 0;
+}
+
+int tmo_tick_stop(struct tmo_tick *tick)
+{
+	if (!tick || !tick->_loop)
+		return -EINVAL;
+	if (!(tick->_state & T_RUNNING))
+		return tick->_state ? -EALREADY : -EINVAL;
+	struct tmo__loop_state *st = tmo__state(tick->_loop);
+
+	tick->_state &= (uint8_t)~T_RUNNING;
+	if (!(tick->_state & T_KERNEL)) {
+		/* No request: inside the callback of a re-armed tick (released when it returns),
+		 * or still waiting for an SQE (the retry pass releases it). */
+		if (!(tick->_state & (T_WAITING | T_IN_CB)))
+			release(st, tick);
+		return 0;
+	}
+	tick->_state |= T_STOPPING;
+	if (!send_remove(st, tick))
+		wait_for_sqe(st, tick);
+	return 0;
+}
+
+bool tmo_tick_busy(const struct tmo_tick *tick)
+{
+	return tick && tick->_state;
+}
+
+uint64_t tmo_tick_periods(const struct tmo_tick *tick)
+{
+	return tick ? tick->_reported : 0;
+}
+
+void tmo__ticks_retry(struct tmo__loop_state *st)
+{
+	struct tmo_tick *t = st->ticks_waiting;
+
+	st->ticks_waiting = NULL;
+	while (t) {
+		struct tmo_tick *next = t->_next;
+		t->_state &= (uint8_t)~T_WAITING;
+		if (t->_state & T_RUNNING) {
+			if (!(t->_state & T_KERNEL) && !arm(st, t))
+				wait_for_sqe(st, t);
+		} else if (!(t->_state & T_KERNEL)) {
+			release(st, t); /* stopped before its request ever went out */
+		} else if (!(t->_state & T_REMOVE_SENT) && !send_remove(st, t)) {
+			wait_for_sqe(st, t);
+		}
+		t = next;
+	}
+}
+
+static void call(struct tmo__loop_state *st, struct tmo_tick *t, uint64_t periods)
+{
+	struct tmo_scope *saved = st->current_scope;
+
+	st->callbacks++;
+	st->current_scope = NULL; /* a tick belongs to no scope */
+	t->_cb(t, periods);
+	st->current_scope = tmo__scope_live(saved);
+}
+
+void tmo__tick_on_cqe(struct tmo__loop_state *st, struct tmo_tick *t, int32_t res,
+		      uint32_t flags)
+{
+	bool more = flags & IORING_CQE_F_MORE;
+
+	if (!more)
+		t->_state &= (uint8_t)~T_KERNEL; /* the request is over */
+	if (!(t->_state & T_RUNNING)) {
+		if (!(t->_state & T_KERNEL) && !(t->_state & T_WAITING))
+			release(st, t);
+		return;
+	}
+	if (res == -EINVAL && t->_multishot && !more) {
+		/* This kernel refuses IORING_TIMEOUT_MULTISHOT: re-arm one period at a time. */
+		st->features &= ~(1u << TMO_FEAT_TIMEOUT_MULTISHOT);
+		t->_multishot = 0;
+	} else if (res == -ETIME) {
+		int64_t elapsed = tmo_now() - t->_start;
+		uint64_t due = elapsed > 0 ? (uint64_t)(elapsed / t->_interval) : 0;
+		if (due > t->_reported) {
+			uint64_t periods = due - t->_reported;
+			t->_reported = due;
+			t->_state |= T_IN_CB;
+			call(st, t, periods);
+			t->_state &= (uint8_t)~T_IN_CB;
+			/* Stopped by its callback: a request the kernel no longer holds ends here. */
+			if (!(t->_state & T_RUNNING)) {
+				if (!(t->_state & (T_KERNEL | T_WAITING)))
+					release(st, t);
+				return;
+			}
+		}
+	}
+	/* Any other ending of the request (an error, a cancellation tmo did not ask for) is
+	 * answered by arming again: the tick runs until it is stopped. */
+	if ((t->_state & T_RUNNING) && !(t->_state & (T_KERNEL | T_WAITING)) && !arm(st, t))
+		wait_for_sqe(st, t);
+}
