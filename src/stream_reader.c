@@ -30,9 +30,8 @@ enum {
 	R_KICK = 1u << 5,     /* ... as a nop that brings the reader back to the loop */
 	R_ENDING = 1u << 6,   /* the stream ended while paused: END after resume */
 	R_SOCKET = 1u << 7,   /* recv, not read */
-	R_BLOCKING = 1u << 8, /* a regular file or block device: TMO_OP_BLOCKING reads */
-	R_IN_CB = 1u << 9,    /* a DATA or TIMEOUT callback is running: pump() goes on after it */
-	R_PAUSE_CANCEL = 1u << 10, /* pause cancelled the read in flight */
+	R_IN_CB = 1u << 8,    /* a DATA or TIMEOUT callback is running: pump() goes on after it */
+	R_PAUSE_CANCEL = 1u << 9, /* pause cancelled the read in flight */
 };
 
 #define MAX_CAP (UINT32_C(1) << 31)
@@ -57,6 +56,10 @@ int tmo_reader_init(struct tmo_reader *reader, struct tmo_loop *loop, int fd, vo
 	struct stat sb;
 	if (fstat(fd, &sb) < 0)
 		return -errno;
+	/* A file never keeps anyone waiting for its next chunk, and its reads block in io-wq
+	 * where a per-read deadline cannot reach: read files with TMO_OP_BLOCKING ops instead. */
+	if (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))
+		return -EOPNOTSUPP;
 
 	void *data = reader->data;
 	/* Kept, as tmo_prep_* keeps it: a stale request of an earlier start never matches. */
@@ -74,8 +77,6 @@ int tmo_reader_init(struct tmo_reader *reader, struct tmo_loop *loop, int fd, vo
 	reader->_state = R_INIT;
 	if (S_ISSOCK(sb.st_mode))
 		reader->_state |= R_SOCKET;
-	else if (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))
-		reader->_state |= R_BLOCKING;
 	return 0;
 }
 
@@ -168,8 +169,6 @@ static int arm_read(struct tmo_reader *r)
 		tmo_prep_recv(&r->_op, r->_fd, into, room, 0);
 	else
 		tmo_prep_read(&r->_op, r->_fd, into, room, (uint64_t)-1);
-	if (r->_state & R_BLOCKING)
-		tmo_op_set_flags(&r->_op, TMO_OP_BLOCKING);
 	int ret = tmo_op_start(r->_loop, &r->_op, deadline, on_op);
 	if (!ret)
 		r->_state = (uint16_t)((r->_state & ~R_KICK) | R_OP);
@@ -226,7 +225,7 @@ static void finish(struct tmo_reader *r, int32_t error, enum tmo_limit limit)
 	const uint8_t *left = r->_buf + r->_head;
 	size_t len = r->_tail - r->_head;
 
-	r->_state &= (uint16_t)(R_INIT | R_SOCKET | R_BLOCKING);
+	r->_state &= (uint16_t)(R_INIT | R_SOCKET);
 	r->_head = r->_tail = r->_scanned = 0;
 	struct tmo_reader_event ev = {
 		.kind = TMO_READER_END,

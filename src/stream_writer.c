@@ -17,7 +17,6 @@ enum {
 	W_BUSY = 1u << 1,     /* a write is in progress: the callback has not fired */
 	W_CANCEL = 1u << 2,   /* tmo_writer_cancel asked */
 	W_SOCKET = 1u << 3,   /* send, not write */
-	W_BLOCKING = 1u << 4, /* a regular file or block device */
 };
 
 /* The most one request asks for: the kernel's own limit for a single write. */
@@ -40,6 +39,8 @@ int tmo_writer_init(struct tmo_writer *writer, struct tmo_loop *loop, int fd,
 	struct stat sb;
 	if (fstat(fd, &sb) < 0)
 		return -errno;
+	if (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))
+		return -EOPNOTSUPP; /* see tmo_reader_init */
 
 	void *data = writer->data;
 	uint8_t generation = writer->_op._generation; /* see tmo_reader_init */
@@ -52,8 +53,6 @@ int tmo_writer_init(struct tmo_writer *writer, struct tmo_loop *loop, int fd,
 	writer->_state = W_INIT;
 	if (S_ISSOCK(sb.st_mode))
 		writer->_state |= W_SOCKET;
-	else if (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))
-		writer->_state |= W_BLOCKING;
 	return 0;
 }
 
@@ -94,8 +93,6 @@ static int arm_write(struct tmo_writer *w)
 		tmo_prep_send(&w->_op, w->_fd, w->_buf + w->_done, chunk, 0);
 	else
 		tmo_prep_write(&w->_op, w->_fd, w->_buf + w->_done, chunk, (uint64_t)-1);
-	if (w->_state & W_BLOCKING)
-		tmo_op_set_flags(&w->_op, TMO_OP_BLOCKING);
 	return tmo_op_start(w->_loop, &w->_op, deadline, on_op);
 }
 

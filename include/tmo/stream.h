@@ -29,9 +29,12 @@
  * reports how many bytes the kernel accepted.
  *
  * Descriptors: sockets are read with recv and written with send (MSG_NOSIGNAL: a closed peer
- * gives -EPIPE, not SIGPIPE); anything else (pipes, FIFOs, terminals) with read and write.
- * O_NONBLOCK descriptors work too: io_uring waits for readiness itself. The stream never closes
- * the fd.
+ * gives -EPIPE, not SIGPIPE); pipes, FIFOs and terminals with read and write (a pipe whose
+ * reader is gone raises SIGPIPE as write(2) does: ignore SIGPIPE to get -EPIPE). O_NONBLOCK
+ * descriptors work too: io_uring waits for readiness itself. Regular files and block devices
+ * are refused (-EOPNOTSUPP): they never keep a reader waiting for a next chunk, and their reads
+ * block inside the kernel's io-wq where a per-read deadline cannot reach (use tmo_prep_read
+ * with TMO_OP_BLOCKING for them). The stream never closes the fd.
  *
  * Scopes: each read or write joins the loop's current scope at the moment it is issued, as any
  * operation does: the scope current at tmo_reader_start / tmo_reader_resume /
@@ -171,8 +174,9 @@ struct tmo_reader {
  * buffer bounds a chunk and a frame (a delimited frame longer than cap ends the stream with
  * -ENOBUFS). `options` may be NULL (no limits, TMO_GAP_END). Framing starts as
  * TMO_FRAME_CHUNK. Nothing is started. Returns 0, or -EINVAL (NULL reader, loop or buf, cap 0
- * or over 2^31, bad limits: negative values, an unknown on_gap), -EBADF (fd < 0), -EBUSY (the
- * reader is started). `reader` must be zeroed or idle.
+ * or over 2^31, bad limits: negative values, an unknown on_gap), -EBADF (fd < 0 or not open),
+ * -EOPNOTSUPP (a regular file or block device), -EBUSY (the reader is started). `reader` must be
+ * zeroed or idle.
  */
 TMO_API int tmo_reader_init(struct tmo_reader *reader, struct tmo_loop *loop, int fd, void *buf,
 			    size_t cap, const struct tmo_reader_options *options);
@@ -257,7 +261,8 @@ struct tmo_writer {
 
 /*
  * Sets up `writer` for `fd` with `limits` (NULL: none). Nothing is started. Returns 0, or
- * -EINVAL (NULL writer or loop, bad limits), -EBADF (fd < 0), -EBUSY (a write is in progress).
+ * -EINVAL (NULL writer or loop, bad limits), -EBADF (fd < 0 or not open), -EOPNOTSUPP (a
+ * regular file or block device), -EBUSY (a write is in progress).
  * `writer` must be zeroed or idle.
  */
 TMO_API int tmo_writer_init(struct tmo_writer *writer, struct tmo_loop *loop, int fd,
