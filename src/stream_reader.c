@@ -150,7 +150,7 @@ static int arm_read(struct tmo_reader *r)
 	if (r->_head) {
 		size_t kept = r->_tail - r->_head;
 		memmove(r->_buf, r->_buf + r->_head, kept);
-		r->_scanned -= r->_head;
+		r->_scanned = r->_scanned > r->_head ? r->_scanned - r->_head : 0;
 		r->_head = 0;
 		r->_tail = kept;
 	}
@@ -303,7 +303,8 @@ static void on_op(struct tmo_op *op, int32_t res)
 	if (res > 0 && !was_kick) {
 		r->_total += (uint64_t)res;
 		r->_tail += (size_t)res;
-		tmo__rate_add(&r->_rate, tmo_now(), (uint64_t)res);
+		if (r->_rate.need)
+			tmo__rate_add(&r->_rate, tmo_now(), (uint64_t)res);
 		r->_wait_from = 0;
 		pump(r);
 		return;

@@ -113,7 +113,8 @@ static void on_op(struct tmo_op *op, int32_t res)
 	if (res > 0) {
 		w->_done += (size_t)res;
 		w->_total += (uint64_t)res;
-		tmo__rate_add(&w->_rate, tmo_now(), (uint64_t)res);
+		if (w->_rate.need)
+			tmo__rate_add(&w->_rate, tmo_now(), (uint64_t)res);
 		w->_wait_from = 0; /* progress: the next gap counts from the next write */
 	}
 	if (w->_done == w->_len && res >= 0) {

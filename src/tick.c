@@ -118,7 +118,7 @@ int tmo_tick_stop(struct tmo_tick *tick)
 	if (!tick || !tick->_loop)
 		return -EINVAL;
 	if (!(tick->_state & T_RUNNING))
-		return tick->_state ? -EALREADY : -EINVAL;
+		return -EALREADY; /* stopped, and perhaps released already */
 	struct tmo__loop_state *st = tmo__state(tick->_loop);
 
 	tick->_state &= (uint8_t)~T_RUNNING;
