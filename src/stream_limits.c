@@ -10,6 +10,7 @@
 #include <errno.h>
 
 #include "stream_limits.h"
+#include "tmo/scope.h"
 
 #define SLOTS ((int)(sizeof(((struct tmo__rate_window *)0)->bucket) / \
 		     sizeof(((struct tmo__rate_window *)0)->bucket[0])))
@@ -124,6 +125,20 @@ int64_t tmo__limits_next(const struct tmo_stream_limits *limits,
 	}
 	*which = limit;
 	return when;
+}
+
+int64_t tmo__limits_with_scope(const struct tmo_loop *loop, int64_t deadline, uint8_t *which)
+{
+	struct tmo_scope *scope = tmo_loop_current_scope(loop);
+
+	if (scope) {
+		int64_t limit = tmo_scope_effective_deadline(scope);
+		if (limit < deadline) {
+			*which = TMO_LIMIT_SCOPE;
+			return limit;
+		}
+	}
+	return deadline;
 }
 
 enum tmo_limit tmo__limit_of_timeout(const struct tmo_op *op, uint8_t armed)

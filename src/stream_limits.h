@@ -34,6 +34,13 @@ void tmo__rate_add(struct tmo__rate_window *rate, int64_t now, uint64_t bytes);
 int64_t tmo__limits_next(const struct tmo_stream_limits *limits,
 			 const struct tmo__rate_window *rate, int64_t wait_from, uint8_t *which);
 
+/*
+ * Lowers `deadline` to the effective deadline of the loop's current scope if that is earlier
+ * (naming TMO_LIMIT_SCOPE in *which): the scope's deadline is then carried by the request
+ * itself, so the kernel enforces it like the others even while the loop thread is busy.
+ */
+int64_t tmo__limits_with_scope(const struct tmo_loop *loop, int64_t deadline, uint8_t *which);
+
 /* The limit an operation's -ETIME stands for, from its cause and the limit it was armed with. */
 enum tmo_limit tmo__limit_of_timeout(const struct tmo_op *op, uint8_t armed);
 

@@ -160,6 +160,7 @@ static int arm_read(struct tmo_reader *r)
 		r->_wait_from = now; /* after data, or a marker seen too late to count from it */
 	uint8_t which;
 	int64_t deadline = tmo__limits_next(&r->_limits, &r->_rate, r->_wait_from, &which);
+	deadline = tmo__limits_with_scope(r->_loop, deadline, &which);
 	r->_armed_limit = which;
 	r->_armed_at = deadline;
 

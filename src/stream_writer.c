@@ -86,6 +86,7 @@ static int arm_write(struct tmo_writer *w)
 		w->_wait_from = now;
 	int64_t deadline = tmo__limits_next(&w->_limits, &w->_rate, w->_wait_from,
 					    &w->_armed_limit);
+	deadline = tmo__limits_with_scope(w->_loop, deadline, &w->_armed_limit);
 	size_t left = w->_len - w->_done;
 	uint32_t chunk = left > MAX_CHUNK ? MAX_CHUNK : (uint32_t)left;
 

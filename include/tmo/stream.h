@@ -39,7 +39,10 @@
  * Scopes: each read or write joins the loop's current scope at the moment it is issued, as any
  * operation does: the scope current at tmo_reader_start / tmo_reader_resume /
  * tmo_writer_write, and after that the same scope (a stream's callbacks run in it). A scope's
- * deadline ends the stream with TMO_LIMIT_SCOPE.
+ * deadline ends the stream with TMO_LIMIT_SCOPE. When it is the earliest limit, it is copied
+ * into the request's own deadline, so the kernel enforces it like the others (a scope shifted
+ * later applies from the next request; one shifted earlier cuts the current one through the
+ * loop).
  *
  * Callbacks fire from inside tmo_loop_run*, never from the function that caused them.
  */
