@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 
+#include "container.h"
 #include "stream_limits.h"
 #include "tmo/scope.h"
 
@@ -141,13 +142,33 @@ int64_t tmo__limits_with_scope(const struct tmo_loop *loop, int64_t deadline, ui
 	return deadline;
 }
 
-enum tmo_limit tmo__limit_of_timeout(const struct tmo_op *op, uint8_t armed)
+bool tmo__scope_moved_later(const struct tmo_loop *loop, const struct tmo_op *op,
+			    uint8_t armed)
+{
+	if (armed != TMO_LIMIT_SCOPE || tmo_op_cause(op) != TMO_CAUSE_OWN)
+		return false;
+	struct tmo_scope *scope = tmo_loop_current_scope(loop);
+	return scope && tmo_scope_effective_deadline(scope) > tmo_now();
+}
+
+enum tmo_limit tmo__limit_of_timeout(const struct tmo_loop *loop, const struct tmo_op *op,
+				    uint8_t armed)
 {
 	switch (tmo_op_cause(op)) {
 	case TMO_CAUSE_SCOPE:
 	case TMO_CAUSE_GROUP:
 		return TMO_LIMIT_SCOPE;
 	default:
-		return (enum tmo_limit)armed;
+		break;
 	}
+	if (armed == TMO_LIMIT_SCOPE) {
+		/* The request carried the scope's deadline and the kernel acted on it before the
+		 * loop did: the scope cut work short all the same, so it has expired. */
+		struct tmo_scope *scope = tmo_loop_current_scope(loop);
+		const struct tmo__container *binding = NULL;
+		if (scope && tmo__container_effective(&scope->_c, &binding) <= tmo_now() && binding &&
+		    binding->kind == TMO__CONTAINER_SCOPE)
+			tmo__scope_mark_expired(tmo__scope_of((struct tmo__container *)binding));
+	}
+	return (enum tmo_limit)armed;
 }

@@ -5,6 +5,7 @@
 #ifndef TMO_SRC_STREAM_LIMITS_H
 #define TMO_SRC_STREAM_LIMITS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "tmo/clock.h"
@@ -41,7 +42,17 @@ int64_t tmo__limits_next(const struct tmo_stream_limits *limits,
  */
 int64_t tmo__limits_with_scope(const struct tmo_loop *loop, int64_t deadline, uint8_t *which);
 
-/* The limit an operation's -ETIME stands for, from its cause and the limit it was armed with. */
-enum tmo_limit tmo__limit_of_timeout(const struct tmo_op *op, uint8_t armed);
+/*
+ * For a request that timed out at a scope deadline it carried itself (TMO_LIMIT_SCOPE with
+ * cause TMO_CAUSE_OWN): true if the scope has since been moved later, so the stream must go on
+ * with a new request rather than end. Call from the request's callback (its scope is current).
+ */
+bool tmo__scope_moved_later(const struct tmo_loop *loop, const struct tmo_op *op,
+			    uint8_t armed);
+
+/* The limit an operation's -ETIME stands for, from its cause and the limit it was armed with.
+ * A scope deadline the request carried itself marks that scope expired, as the loop would. */
+enum tmo_limit tmo__limit_of_timeout(const struct tmo_loop *loop, const struct tmo_op *op,
+				    uint8_t armed);
 
 #endif

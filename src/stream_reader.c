@@ -330,7 +330,11 @@ static void on_op(struct tmo_op *op, int32_t res)
 		return;
 	}
 	if (res == -ETIME) {
-		enum tmo_limit limit = tmo__limit_of_timeout(op, r->_armed_limit);
+		if (!was_kick && tmo__scope_moved_later(r->_loop, op, r->_armed_limit)) {
+			pump(r); /* the scope's deadline it carried was moved: wait on */
+			return;
+		}
+		enum tmo_limit limit = tmo__limit_of_timeout(r->_loop, op, r->_armed_limit);
 		if (limit == TMO_LIMIT_GAP && r->_on_gap == TMO_GAP_MARK && !was_kick) {
 			/* The next wait counts from this marker's own deadline: a long silence
 			 * gives a marker every gap, without drift. */

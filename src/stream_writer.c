@@ -135,8 +135,14 @@ static void on_op(struct tmo_op *op, int32_t res)
 			complete(w, ret, TMO_LIMIT_NONE);
 		return;
 	}
+	if (res == -ETIME && tmo__scope_moved_later(w->_loop, op, w->_armed_limit)) {
+		int ret = arm_write(w); /* the scope's deadline it carried was moved: wait on */
+		if (ret)
+			complete(w, ret, TMO_LIMIT_NONE);
+		return;
+	}
 	if (res == -ETIME) {
-		complete(w, -ETIME, tmo__limit_of_timeout(op, w->_armed_limit));
+		complete(w, -ETIME, tmo__limit_of_timeout(w->_loop, op, w->_armed_limit));
 		return;
 	}
 	complete(w, res, TMO_LIMIT_NONE);

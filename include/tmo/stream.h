@@ -41,8 +41,8 @@
  * tmo_writer_write, and after that the same scope (a stream's callbacks run in it). A scope's
  * deadline ends the stream with TMO_LIMIT_SCOPE. When it is the earliest limit, it is copied
  * into the request's own deadline, so the kernel enforces it like the others (a scope shifted
- * later applies from the next request; one shifted earlier cuts the current one through the
- * loop).
+ * later lets the stream wait on with a new request when the old deadline comes; one shifted
+ * earlier cuts the current request through the loop).
  *
  * Callbacks fire from inside tmo_loop_run*, never from the function that caused them.
  */
