@@ -23,7 +23,14 @@ enum {
 	T_REMOVE_SENT = 1u << 3, /* the removal request is submitted */
 	T_WAITING = 1u << 4,     /* on st->ticks_waiting: its request found no SQE */
 	T_IN_CB = 1u << 5,       /* its callback is running: a stop releases it afterwards */
+	T_RESYNC = 1u << 6,      /* the multishot timeout slipped off the grid: being removed */
+	T_BRIDGE = 1u << 7,      /* a one-shot to the next grid point, then a new multishot */
 };
+
+/* A multishot timeout whose phase has slipped this far behind the grid (and at least
+ * RESYNC_MIN_NS) is replaced: see tmo__tick_on_cqe. */
+#define RESYNC_FRACTION 4
+#define RESYNC_MIN_NS (200 * TMO_NSEC_PER_USEC)
 
 #define MIN_INTERVAL_NS TMO_NSEC_PER_USEC
 
@@ -54,7 +61,13 @@ static bool arm(struct tmo__loop_state *st, struct tmo_tick *t)
 
 	if (!sqe)
 		return false;
-	if (t->_multishot) {
+	/* After a resync, one absolute timeout to the next grid point; the multishot that
+	 * follows it starts there. */
+	bool oneshot = !t->_multishot || (t->_state & T_RESYNC);
+	t->_state &= (uint8_t)~(T_RESYNC | T_BRIDGE);
+	if (oneshot && t->_multishot)
+		t->_state |= T_BRIDGE;
+	if (!oneshot) {
 		set_timespec(&t->_ts, t->_interval);
 		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&t->_ts, 0,
 				      IORING_TIMEOUT_MULTISHOT);
@@ -194,6 +207,18 @@ void tmo__tick_on_cqe(struct tmo__loop_state *st, struct tmo_tick *t, int32_t re
 	} else if (res == -ETIME) {
 		int64_t elapsed = tmo_now() - t->_start;
 		uint64_t due = elapsed > 0 ? (uint64_t)(elapsed / t->_interval) : 0;
+		/*
+		 * The kernel re-arms a multishot timeout relative to when its task work ran, not
+		 * on its previous expiry: its phase slips by that latency every period (measured
+		 * here: from 2 µs to tens of µs per period), and by the rest of a stall under
+		 * DEFER_TASKRUN. When the slip is large, replace it: remove it, bridge to the next
+		 * grid point with an absolute timeout, and start a new multishot there.
+		 */
+		int64_t lag = elapsed - (int64_t)due * t->_interval;
+		if (more && due > t->_reported && lag > t->_interval / RESYNC_FRACTION &&
+		    lag > RESYNC_MIN_NS && !(t->_state & (T_RESYNC | T_REMOVE_SENT)) &&
+		    send_remove(st, t))
+			t->_state = (uint8_t)((t->_state & ~T_REMOVE_SENT) | T_RESYNC);
 		if (due > t->_reported) {
 			uint64_t periods = due - t->_reported;
 			t->_reported = due;

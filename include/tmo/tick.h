@@ -7,7 +7,10 @@
  * kernel has it: one request for the tick's whole life, one completion per period. Elsewhere
  * (the kernel refuses the flag with -EINVAL; tmo notices on the first tick and remembers it for
  * the loop, see TMO_FEAT_TIMEOUT_MULTISHOT) an absolute timeout re-armed for each period. Both
- * keep to the grid start + k * interval without drift. No thread is used.
+ * keep to the grid start + k * interval: the kernel re-arms a multishot timeout from when its
+ * task work ran, so its phase slips a little each period, and tmo replaces it (one absolute
+ * timeout to the next grid point, then a new multishot) when it has slipped more than a quarter
+ * interval. No thread is used.
  *
  * A tick is not an operation: it joins no scope and has no deadline. While it runs it counts
  * as active work, so tmo_loop_run(TMO_RUN_DEFAULT) does not return until it is stopped.
