@@ -51,7 +51,7 @@ void tmo__rate_reset(struct tmo__rate_window *rate, const struct tmo_stream_limi
 	if (!limits->min_rate)
 		return;
 	rate->window = limits->rate_window_ns;
-	rate->width = (rate->window + TMO__RATE_BUCKETS - 1) / TMO__RATE_BUCKETS;
+	rate->width = rate->window / TMO__RATE_BUCKETS + (rate->window % TMO__RATE_BUCKETS != 0);
 	if (rate->width < 1)
 		rate->width = 1;
 	/* Bytes the window must hold: min_rate per second over the window, rounded up. */

@@ -219,8 +219,9 @@ TMO_API int tmo_reader_resume(struct tmo_reader *reader);
 /*
  * Ends the stream: TMO_READER_END with -ECANCELED follows (from the loop; after the callback
  * returns if called from one), carrying every byte received and not yet delivered. A read in
- * flight that had already got bytes is not lost either: they are in that END. Returns 0,
- * -EALREADY (already stopping, or ending), -EINVAL (not started, or NULL).
+ * flight that had already got bytes is not lost either: they are in that END. An end the reader
+ * met while paused (end of file, an error, a limit) gives way to the stop. Returns 0,
+ * -EALREADY (already stopping), -EINVAL (not started, or NULL).
  */
 TMO_API int tmo_reader_stop(struct tmo_reader *reader);
 
