@@ -154,10 +154,12 @@ static int arm_read(struct tmo_reader *r)
 		r->_head = 0;
 		r->_tail = kept;
 	}
-	int64_t now = tmo_now();
-	if (!r->_wait_from || (r->_limits.gap_ns && r->_wait_from > INT64_MAX - r->_limits.gap_ns) ||
-	    r->_wait_from + r->_limits.gap_ns <= now)
-		r->_wait_from = now; /* after data, or a marker seen too late to count from it */
+	if (r->_limits.gap_ns) { /* only the gap needs the clock here */
+		int64_t now = tmo_now();
+		if (!r->_wait_from || (r->_wait_from <= INT64_MAX - r->_limits.gap_ns &&
+				       r->_wait_from + r->_limits.gap_ns <= now))
+			r->_wait_from = now; /* after data, or a marker seen too late to count */
+	}
 	uint8_t which;
 	int64_t deadline = tmo__limits_next(&r->_limits, &r->_rate, r->_wait_from, &which);
 	deadline = tmo__limits_with_scope(r->_loop, deadline, &which);

@@ -81,9 +81,8 @@ static void on_op(struct tmo_op *op, int32_t res);
 /* Issues the next write of what is left, with the earliest limit as its deadline. */
 static int arm_write(struct tmo_writer *w)
 {
-	int64_t now = tmo_now();
-	if (!w->_wait_from)
-		w->_wait_from = now;
+	if (!w->_wait_from && w->_limits.gap_ns) /* only the gap needs the clock here */
+		w->_wait_from = tmo_now();
 	int64_t deadline = tmo__limits_next(&w->_limits, &w->_rate, w->_wait_from,
 					    &w->_armed_limit);
 	deadline = tmo__limits_with_scope(w->_loop, deadline, &w->_armed_limit);
