@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -339,6 +340,373 @@ void wl_pingpong_destroy(struct wl_pingpong *wl)
 			if (wl->flow[i].side[j].fd >= 0)
 				close(wl->flow[i].side[j].fd);
 		}
+	}
+	if (closed)
+		free(wl);
+}
+
+/* ---- StreamGap --------------------------------------------------------------------------- */
+
+/*
+ * One stream: fd[0] is read by `reader` and answers with `back`; fd[1] is the peer, with
+ * `peer_recv` and `peer_send`. The peer sends 0, 1, 2, ...; the reader checks each chunk is
+ * exactly the next byte and echoes it; the peer checks the echo and sends the next one. One
+ * byte is in flight per stream at any time, so every read returns (and every DATA event holds)
+ * exactly one byte.
+ */
+struct wl_stream {
+	struct wl_stream_gap *wl;
+	int fd[2];
+	bool back_wanted;   /* an echo is due while the previous one's callback is pending */
+	bool peer_wanted;   /* the same for the peer's next byte */
+	uint8_t reader_expect;
+	uint8_t peer_expect;
+	uint8_t back_out;
+	uint8_t peer_in;
+	uint8_t peer_out;
+	struct tmo_reader reader;
+	struct tmo_op back;
+	struct tmo_op peer_recv;
+	struct tmo_op peer_send;
+	uint8_t buf[WL_STREAM_BUF];
+};
+
+struct wl_stream_gap {
+	struct tmo_loop loop;
+	bool loop_ready;
+	uint32_t streams;
+	uint32_t opened;    /* streams whose socketpair exists (fds to close) */
+	enum wl_deadline limit;
+	bool stopping;      /* set by destroy: callbacks no longer re-arm or check */
+	int error;          /* first failure seen by a callback */
+	uint64_t received;  /* DATA events counted toward the target */
+	uint64_t target;
+	struct wl_stream_gap_counts counts;
+	struct wl_stream stream[];
+};
+
+/* A stream that fails stops bouncing, and its peer's recv (no deadline) would keep the loop
+ * waiting forever once every stream has: stop the loop so that the run reports the error. */
+static void sg_fail(struct wl_stream_gap *wl, int err)
+{
+	if (!wl->error)
+		wl->error = err;
+	tmo_loop_stop(&wl->loop);
+}
+
+static void on_back(struct tmo_op *op, int32_t res);
+static void on_peer_recv(struct tmo_op *op, int32_t res);
+static void on_peer_send(struct tmo_op *op, int32_t res);
+
+/* As send_byte() in PingPong: a send whose completion has not been reaped yet is left alone,
+ * and the next byte goes from its callback. */
+static int sg_send_back(struct wl_stream *s)
+{
+	if (tmo_op_busy(&s->back)) {
+		s->back_wanted = true;
+		return 0;
+	}
+	tmo_prep_send(&s->back, s->fd[0], &s->back_out, 1, 0);
+	return tmo_op_start(&s->wl->loop, &s->back, TMO_NEVER, on_back);
+}
+
+static int sg_peer_send(struct wl_stream *s)
+{
+	if (tmo_op_busy(&s->peer_send)) {
+		s->peer_wanted = true;
+		return 0;
+	}
+	tmo_prep_send(&s->peer_send, s->fd[1], &s->peer_out, 1, 0);
+	return tmo_op_start(&s->wl->loop, &s->peer_send, TMO_NEVER, on_peer_send);
+}
+
+static int sg_peer_arm(struct wl_stream *s)
+{
+	tmo_prep_recv(&s->peer_recv, s->fd[1], &s->peer_in, 1, 0);
+	return tmo_op_start(&s->wl->loop, &s->peer_recv, TMO_NEVER, on_peer_recv);
+}
+
+static void on_reader(struct tmo_reader *reader, const struct tmo_reader_event *ev)
+{
+	struct wl_stream *s = reader->data;
+	struct wl_stream_gap *wl = s->wl;
+
+	switch (ev->kind) {
+	case TMO_READER_DATA:
+		if (wl->stopping)
+			return;
+		wl->counts.data++;
+		wl->counts.bytes += ev->len;
+		if (ev->len != 1 || ev->error != 0) {
+			sg_fail(wl, -EPROTO);
+			return;
+		}
+		if (ev->data[0] != s->reader_expect) {
+			sg_fail(wl, -EBADMSG);
+			return;
+		}
+		s->reader_expect++;
+		if (++wl->received == wl->target)
+			tmo_loop_stop(&wl->loop);
+		s->back_out = ev->data[0];
+		int ret = sg_send_back(s);
+		if (ret < 0)
+			sg_fail(wl, ret);
+		return;
+	case TMO_READER_TIMEOUT:
+		/* TMO_GAP_END never marks; counted anyway, as a gap that fired. */
+		wl->counts.timeouts++;
+		sg_fail(wl, -ETIME);
+		return;
+	case TMO_READER_END:
+		if (wl->stopping)
+			return; /* -ECANCELED from wl_stream_gap_destroy's tmo_reader_stop */
+		wl->counts.ends++;
+		sg_fail(wl, ev->error < 0 ? ev->error : -EPROTO);
+		return;
+	}
+	sg_fail(wl, -EPROTO);
+}
+
+static void on_back(struct tmo_op *op, int32_t res)
+{
+	struct wl_stream *s = op->data;
+	struct wl_stream_gap *wl = s->wl;
+
+	if (wl->stopping)
+		return;
+	if (res != 1) {
+		sg_fail(wl, res < 0 ? res : -EPROTO);
+		return;
+	}
+	if (s->back_wanted) {
+		s->back_wanted = false;
+		int ret = sg_send_back(s);
+		if (ret < 0)
+			sg_fail(wl, ret);
+	}
+}
+
+/*
+ * The peer got the echo. The reader's callback returned before its echo was even submitted, so
+ * its next read is in flight now: sample whether it carries the deadline it should (reaching
+ * into the reader's private op only to read its deadline with the public tmo_op_deadline()).
+ */
+static void on_peer_recv(struct tmo_op *op, int32_t res)
+{
+	struct wl_stream *s = op->data;
+	struct wl_stream_gap *wl = s->wl;
+
+	if (wl->stopping)
+		return;
+	if (res != 1) {
+		sg_fail(wl, res < 0 ? res : -EPROTO);
+		return;
+	}
+	if (s->peer_in != s->peer_expect) {
+		sg_fail(wl, -EBADMSG);
+		return;
+	}
+	s->peer_expect++;
+	s->peer_out = s->peer_expect;
+
+	if (tmo_op_busy(&s->reader._op)) {
+		int64_t deadline = tmo_op_deadline(&s->reader._op);
+
+		wl->counts.sampled++;
+		if (deadline != TMO_NEVER) {
+			wl->counts.with_deadline++;
+			if ((wl->counts.with_deadline & 63) == 0) {
+				int64_t now = tmo_now();
+
+				wl->counts.clock_checked++;
+				if (deadline <= now || deadline > now + WL_DEADLINE_NS)
+					wl->counts.deadline_wrong++;
+			}
+		}
+	}
+
+	int ret = sg_peer_arm(s);
+	if (!ret)
+		ret = sg_peer_send(s);
+	if (ret < 0)
+		sg_fail(wl, ret);
+}
+
+static void on_peer_send(struct tmo_op *op, int32_t res)
+{
+	struct wl_stream *s = op->data;
+	struct wl_stream_gap *wl = s->wl;
+
+	if (wl->stopping)
+		return;
+	if (res != 1) {
+		sg_fail(wl, res < 0 ? res : -EPROTO);
+		return;
+	}
+	if (s->peer_wanted) {
+		s->peer_wanted = false;
+		int ret = sg_peer_send(s);
+		if (ret < 0)
+			sg_fail(wl, ret);
+	}
+}
+
+/* Room for `fds` more descriptors than the process has now (generously: it does not count the
+ * ones open), raising the soft limit up to the hard one. */
+static int raise_nofile(uint64_t fds)
+{
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim) < 0)
+		return -errno;
+	uint64_t want = fds + 64; /* stdio, the ring, google-benchmark's files */
+	if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < want) {
+		if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < want)
+			return -EMFILE;
+		lim.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &lim) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+int wl_stream_gap_create(struct wl_stream_gap **out, uint32_t streams, enum wl_deadline limit)
+{
+	if (!out || !streams || (limit != WL_DEADLINE_NONE && limit != WL_DEADLINE_KERNEL &&
+				 limit != WL_DEADLINE_LOOP))
+		return -EINVAL;
+	int ret = raise_nofile(2 * (uint64_t)streams);
+	if (ret < 0)
+		return ret;
+	struct wl_stream_gap *wl = calloc(1, sizeof(*wl) + streams * sizeof(wl->stream[0]));
+	if (!wl)
+		return -ENOMEM;
+	wl->streams = streams;
+	wl->limit = limit;
+
+	/* Per stream and loop iteration, at most a read with its linked timeout and an echo, or
+	 * the peer's recv and send: room for 4 per stream, as in PingPong. */
+	struct tmo_loop_options options = options_for(4 * (uint64_t)streams, limit);
+	ret = tmo_loop_init(&wl->loop, &options);
+	if (ret < 0) {
+		free(wl);
+		return ret;
+	}
+	wl->loop_ready = true;
+
+	struct tmo_reader_options reader_options = {
+		.limits = {.gap_ns = WL_DEADLINE_NS},
+		.on_gap = TMO_GAP_END,
+	};
+	for (uint32_t i = 0; i < streams && !ret; i++) {
+		struct wl_stream *s = &wl->stream[i];
+
+		s->wl = wl;
+		s->back.data = s;
+		s->peer_recv.data = s;
+		s->peer_send.data = s;
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->fd) < 0) {
+			ret = -errno;
+			break;
+		}
+		wl->opened++;
+		ret = tmo_reader_init(&s->reader, &wl->loop, s->fd[0], s->buf, sizeof(s->buf),
+				      limit != WL_DEADLINE_NONE ? &reader_options : NULL);
+		s->reader.data = s;
+		/* The reader and the peer's recv are pending before the first byte leaves. */
+		if (!ret)
+			ret = tmo_reader_start(&s->reader, on_reader);
+		if (!ret)
+			ret = sg_peer_arm(s);
+		if (!ret)
+			ret = sg_peer_send(s); /* peer_out is 0 */
+	}
+	if (ret < 0) {
+		wl_stream_gap_destroy(wl);
+		return ret;
+	}
+	*out = wl;
+	return 0;
+}
+
+int wl_stream_gap_run(struct wl_stream_gap *wl, uint64_t items)
+{
+	wl->target += items;
+	while (wl->received < wl->target && !wl->error) {
+		int ret = tmo_loop_run(&wl->loop, TMO_RUN_DEFAULT);
+
+		if (ret < 0)
+			return ret;
+		if (ret == 0 && !wl->error)
+			return -EPROTO; /* every stream stopped without saying why */
+	}
+	return wl->error;
+}
+
+int wl_stream_gap_stats(const struct wl_stream_gap *wl, struct tmo_loop_stats *stats)
+{
+	return tmo_loop_get_stats(&wl->loop, stats);
+}
+
+void wl_stream_gap_get_counts(const struct wl_stream_gap *wl,
+			      struct wl_stream_gap_counts *counts)
+{
+	*counts = wl->counts;
+}
+
+int wl_stream_gap_check(const struct wl_stream_gap *wl)
+{
+	const struct wl_stream_gap_counts *c = &wl->counts;
+	struct tmo_loop_stats stats;
+	int ret = tmo_loop_get_stats(&wl->loop, &stats);
+
+	if (ret < 0)
+		return ret;
+	if (c->timeouts || c->ends || stats.timed_out)
+		return -ETIME;
+	if (wl->error)
+		return wl->error;
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < wl->streams; i++)
+		total += tmo_reader_total(&wl->stream[i].reader);
+	/* Every DATA event one byte, and every byte the readers received delivered. */
+	if (c->bytes != c->data || total != c->bytes || c->sampled == 0)
+		return -EPROTO;
+	if (wl->limit == WL_DEADLINE_NONE)
+		return c->with_deadline == 0 ? 0 : -EPROTO;
+	if (c->with_deadline != c->sampled || c->deadline_wrong ||
+	    (c->with_deadline >= 64 && c->clock_checked == 0))
+		return -EPROTO;
+	return 0;
+}
+
+void wl_stream_gap_destroy(struct wl_stream_gap *wl)
+{
+	if (!wl)
+		return;
+	bool closed = !wl->loop_ready;
+
+	if (wl->loop_ready) {
+		/* Stop every reader (END with -ECANCELED follows) and cancel the peers' recvs; the
+		 * sends finish on their own. -EINVAL or -ENOENT from what already ended is
+		 * harmless. */
+		wl->stopping = true;
+		for (uint32_t i = 0; i < wl->opened; i++) {
+			struct wl_stream *s = &wl->stream[i];
+
+			if (tmo_reader_busy(&s->reader))
+				tmo_reader_stop(&s->reader);
+			tmo_op_cancel(&s->peer_recv);
+		}
+		int ret = 0;
+		while (ret >= 0 && tmo_loop_active(&wl->loop))
+			ret = tmo_loop_run(&wl->loop, TMO_RUN_DEFAULT);
+		closed = tmo_loop_close(&wl->loop) == 0;
+	}
+	for (uint32_t i = 0; i < wl->opened; i++) {
+		close(wl->stream[i].fd[0]);
+		close(wl->stream[i].fd[1]);
 	}
 	if (closed)
 		free(wl);

@@ -59,6 +59,51 @@ int wl_pingpong_stats(const struct wl_pingpong *wl, struct tmo_loop_stats *stats
 void wl_pingpong_destroy(struct wl_pingpong *wl);
 
 /*
+ * StreamGap: `streams` AF_UNIX stream socketpairs. One end of each is read by a struct
+ * tmo_reader (TMO_FRAME_CHUNK, a WL_STREAM_BUF-byte buffer); the other end, the peer, is driven
+ * by plain tmo ops on the same loop. The peer sends one byte; the reader delivers it (a DATA
+ * event) and its callback sends one byte back with a plain send op; the peer's recv callback
+ * re-arms the recv and sends the next byte. Only the reader's reads carry a deadline: `limit`
+ * (enum wl_deadline) WL_DEADLINE_NONE gives the reader no limits at all, WL_DEADLINE_KERNEL a
+ * gap limit of WL_DEADLINE_NS (TMO_GAP_END) kept by linked timeouts, WL_DEADLINE_LOOP the same
+ * gap limit on a loop created with TMO_DEADLINES_LOOP. The peer's ops never have a deadline.
+ * One item is one DATA event (a one-byte chunk, checked against the byte the peer sent). The
+ * streams keep running from one wl_stream_gap_run call to the next; items are counted across
+ * calls as in PingPong.
+ *
+ * Soft RLIMIT_NOFILE is raised (up to the hard limit) when 2 * streams fds do not fit.
+ *
+ * wl_stream_gap_get_counts gives what the run must prove: every item a DATA event of one byte,
+ * no TIMEOUT or END event before destroy (a gap that never fires), and, each time the peer
+ * receives a byte (the reader's next read is in flight then), whether that read carries a
+ * deadline (tmo_op_deadline() of the reader's op), which must be so exactly when `limit` is not
+ * WL_DEADLINE_NONE, and lie within (now, now + WL_DEADLINE_NS] (checked for every 64th one).
+ * wl_stream_gap_check returns 0 if all of that holds, -ETIME if a gap fired, -EPROTO otherwise.
+ */
+#define WL_STREAM_BUF 16
+
+struct wl_stream_gap_counts {
+	uint64_t data;              /* DATA events since create */
+	uint64_t bytes;             /* bytes in them */
+	uint64_t timeouts;          /* TIMEOUT events (must stay 0) */
+	uint64_t ends;              /* END events before destroy (must stay 0) */
+	uint64_t sampled;           /* peer receptions that found the reader's read in flight */
+	uint64_t with_deadline;     /* ... of which that read carried a deadline */
+	uint64_t clock_checked;     /* ... of which had it checked against tmo_now() */
+	uint64_t deadline_wrong;    /* deadlines outside (now, now + WL_DEADLINE_NS] */
+};
+
+struct wl_stream_gap;
+
+int wl_stream_gap_create(struct wl_stream_gap **out, uint32_t streams, enum wl_deadline limit);
+int wl_stream_gap_run(struct wl_stream_gap *wl, uint64_t items);
+int wl_stream_gap_stats(const struct wl_stream_gap *wl, struct tmo_loop_stats *stats);
+void wl_stream_gap_get_counts(const struct wl_stream_gap *wl,
+			      struct wl_stream_gap_counts *counts);
+int wl_stream_gap_check(const struct wl_stream_gap *wl);
+void wl_stream_gap_destroy(struct wl_stream_gap *wl);
+
+/*
  * ScopeShift: a scope entered with a deadline WL_SCOPE_DEADLINE_NS ahead, holding `pending`
  * reads that never complete (all on the read end of one pipe that nobody writes to, so that
  * 10,000 of them take two fds), started while the scope is current so that each joins it and
