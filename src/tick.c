@@ -61,10 +61,13 @@ static bool arm(struct tmo__loop_state *st, struct tmo_tick *t)
 
 	if (!sqe)
 		return false;
+	/* A new user_data per request: a removal meant for an earlier request of this tick, still
+	 * in flight, can never hit this one. */
+	t->_generation++;
 	/* After a resync, one absolute timeout to the next grid point; the multishot that
 	 * follows it starts there. */
 	bool oneshot = !t->_multishot || (t->_state & T_RESYNC);
-	t->_state &= (uint8_t)~(T_RESYNC | T_BRIDGE);
+	t->_state &= (uint8_t)~(T_RESYNC | T_BRIDGE | T_REMOVE_SENT);
 	if (oneshot && t->_multishot)
 		t->_state |= T_BRIDGE;
 	if (!oneshot) {
@@ -195,6 +198,16 @@ void tmo__tick_on_cqe(struct tmo__loop_state *st, struct tmo_tick *t, int32_t re
 
 	if (!more)
 		t->_state &= (uint8_t)~T_KERNEL; /* the request is over */
+	/*
+	 * A removal that came while the timeout had fired and its re-arm still waited for task
+	 * work found nothing to remove (-ENOENT) and the multishot goes on. A completion with
+	 * F_MORE after a removal was sent says so: send another (a duplicate is harmless).
+	 */
+	if (more && (t->_state & T_REMOVE_SENT)) {
+		t->_state &= (uint8_t)~T_REMOVE_SENT;
+		if (!send_remove(st, t))
+			wait_for_sqe(st, t);
+	}
 	if (!(t->_state & T_RUNNING)) {
 		if (!(t->_state & T_KERNEL) && !(t->_state & T_WAITING))
 			release(st, t);
@@ -218,7 +231,7 @@ void tmo__tick_on_cqe(struct tmo__loop_state *st, struct tmo_tick *t, int32_t re
 		if (more && due > t->_reported && lag > t->_interval / RESYNC_FRACTION &&
 		    lag > RESYNC_MIN_NS && !(t->_state & (T_RESYNC | T_REMOVE_SENT)) &&
 		    send_remove(st, t))
-			t->_state = (uint8_t)((t->_state & ~T_REMOVE_SENT) | T_RESYNC);
+			t->_state |= T_RESYNC;
 		if (due > t->_reported) {
 			uint64_t periods = due - t->_reported;
 			t->_reported = due;
