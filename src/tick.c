@@ -33,6 +33,14 @@ enum {
 #define RESYNC_MIN_NS (200 * TMO_NSEC_PER_USEC)
 
 #define MIN_INTERVAL_NS TMO_NSEC_PER_USEC
+/*
+ * Below this a tick uses re-armed timeouts even where multishot exists. A removal finds a
+ * multishot timeout only while it is armed; between an expiry and the re-arm (which waits for
+ * task work, and under DEFER_TASKRUN for the loop's next io_uring_enter, where submissions come
+ * first) it answers -ENOENT. With a period shorter than the loop's turn-around every removal
+ * loses that race (measured: a 1 µs tick under TMO_MODE_LOW_LATENCY could not be stopped).
+ */
+#define MULTISHOT_MIN_INTERVAL_NS TMO_NSEC_PER_MSEC
 
 static uint64_t user_data(const struct tmo_tick *t, unsigned tag)
 {
@@ -120,7 +128,8 @@ int tmo_tick_start(struct tmo_loop *loop, struct tmo_tick *tick, int64_t interva
 	tick->_interval = interval_ns;
 	tick->_reported = 0;
 	tick->_generation++;
-	tick->_multishot = tmo__has(st, TMO_FEAT_TIMEOUT_MULTISHOT);
+	tick->_multishot = tmo__has(st, TMO_FEAT_TIMEOUT_MULTISHOT) &&
+			   interval_ns >= MULTISHOT_MIN_INTERVAL_NS;
 	tick->_start = tmo_now();
 	tick->_state = T_RUNNING;
 	st->active++;
