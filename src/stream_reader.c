@@ -31,7 +31,7 @@ enum {
 	R_ENDING = 1u << 6,   /* the stream ended while paused: END after resume */
 	R_SOCKET = 1u << 7,   /* recv, not read */
 	R_IN_CB = 1u << 8,    /* a DATA or TIMEOUT callback is running: pump() goes on after it */
-	R_PAUSE_CANCEL = 1u << 9, /* pause cancelled the read in flight */
+	R_SELF_CANCEL = 1u << 9, /* pause or a framing change cancelled the read in flight */
 };
 
 #define MAX_CAP (UINT32_C(1) << 31)
@@ -80,6 +80,8 @@ int tmo_reader_init(struct tmo_reader *reader, struct tmo_loop *loop, int fd, vo
 	return 0;
 }
 
+static size_t next_frame(struct tmo_reader *r);
+
 int tmo_reader_frame(struct tmo_reader *reader, enum tmo_frame frame, const void *delim,
 		     size_t delim_len, size_t exact)
 {
@@ -106,6 +108,14 @@ int tmo_reader_frame(struct tmo_reader *reader, enum tmo_frame frame, const void
 	}
 	reader->_frame = (uint8_t)frame;
 	reader->_scanned = reader->_head; /* a new delimiter: search the buffer again */
+	/* Outside the reader's callbacks, with a read in flight, the new framing may find a
+	 * frame already buffered: take the read back (its bytes, if any, are kept) so that
+	 * pump() delivers it now rather than when the peer sends more. */
+	if ((reader->_state & R_OP) && !(reader->_state & (R_KICK | R_IN_CB | R_SELF_CANCEL)) &&
+	    next_frame(reader)) {
+		reader->_state |= R_SELF_CANCEL;
+		tmo_op_cancel(&reader->_op);
+	}
 	return 0;
 }
 
@@ -113,9 +123,14 @@ int tmo_reader_set_limits(struct tmo_reader *reader, const struct tmo_stream_lim
 {
 	if (!reader || !(reader->_state & R_INIT) || tmo__limits_check(limits))
 		return -EINVAL;
+	struct tmo_stream_limits old = reader->_limits;
 	tmo__limits_copy(&reader->_limits, limits);
-	/* The window's size may have changed: its history no longer applies. */
-	tmo__rate_reset(&reader->_rate, &reader->_limits, tmo_now());
+	/* A new rate or window makes the history meaningless; otherwise (say, only the overall
+	 * deadline pushed back) the floor keeps its window, or refreshing the limits often
+	 * would keep it in its grace period for ever. */
+	if (old.min_rate != reader->_limits.min_rate ||
+	    old.rate_window_ns != reader->_limits.rate_window_ns)
+		tmo__rate_reset(&reader->_rate, &reader->_limits, tmo_now());
 	return 0;
 }
 
@@ -261,6 +276,7 @@ static void pump(struct tmo_reader *r)
 			r->_head += len;
 			if (r->_head == r->_tail)
 				r->_head = r->_tail = r->_scanned = 0; /* the frame stays readable */
+			r->_wait_from = 0; /* a frame delivered: the next wait starts afresh */
 			emit(r, TMO_READER_DATA, frame, len, 0, TMO_LIMIT_NONE);
 			continue;
 		}
@@ -293,8 +309,8 @@ static void on_op(struct tmo_op *op, int32_t res)
 	struct tmo_reader *r = reader_of(op);
 	bool was_kick = r->_state & R_KICK;
 
-	bool pause_cancelled = r->_state & R_PAUSE_CANCEL;
-	r->_state &= (uint16_t) ~(R_OP | R_KICK | R_PAUSE_CANCEL);
+	bool self_cancelled = r->_state & R_SELF_CANCEL;
+	r->_state &= (uint16_t) ~(R_OP | R_KICK | R_SELF_CANCEL);
 	if (r->_state & R_STOP) {
 		if (res > 0) { /* bytes are never dropped: they go out with END */
 			r->_total += (uint64_t)res;
@@ -320,7 +336,7 @@ static void on_op(struct tmo_op *op, int32_t res)
 		end(r, 0, TMO_LIMIT_NONE); /* end of file */
 		return;
 	}
-	if ((r->_state & R_PAUSED) || pause_cancelled) {
+	if ((r->_state & R_PAUSED) || self_cancelled) {
 		/* The read that pause cancelled (or whose limit fired meanwhile: no limit runs
 		 * while paused, and the overall deadline is checked again at resume). If resume
 		 * came before this completion, reading goes on. */
@@ -385,7 +401,7 @@ int tmo_reader_pause(struct tmo_reader *reader)
 		return -EALREADY;
 	reader->_state |= R_PAUSED;
 	if ((reader->_state & R_OP) && !(reader->_state & R_KICK)) {
-		reader->_state |= R_PAUSE_CANCEL;
+		reader->_state |= R_SELF_CANCEL;
 		tmo_op_cancel(&reader->_op); /* -EALREADY: its deadline passed; handled alike */
 	}
 	return 0;

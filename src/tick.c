@@ -62,6 +62,26 @@ static void wait_for_sqe(struct tmo__loop_state *st, struct tmo_tick *t)
 	st->ticks_waiting = t;
 }
 
+/*
+ * How many periods one multishot request covers before it ends by itself and is re-armed: up
+ * to 64, and about a second's worth. A removal can lose its race with the kernel (see
+ * MULTISHOT_MIN_INTERVAL_NS) as often as the loop is slower than the period; a request that
+ * ends by itself bounds how long a stopped tick can stay busy however often that happens.
+ */
+static unsigned multishot_count(int64_t interval)
+{
+	int64_t per_second = TMO_NSEC_PER_SEC / interval;
+	return per_second < 2 ? 2 : per_second > 64 ? 64 : (unsigned)per_second;
+}
+
+/* start + k * interval, saturating (a huge interval must not wrap into the past). */
+static int64_t grid_point(const struct tmo_tick *t, uint64_t k)
+{
+	if (k > (uint64_t)((TMO_NEVER - t->_start) / t->_interval))
+		return TMO_NEVER;
+	return t->_start + (int64_t)k * t->_interval;
+}
+
 /* Submits the tick's timeout: false if no SQE could be had (retried by the loop). */
 static bool arm(struct tmo__loop_state *st, struct tmo_tick *t)
 {
@@ -80,11 +100,11 @@ static bool arm(struct tmo__loop_state *st, struct tmo_tick *t)
 		t->_state |= T_BRIDGE;
 	if (!oneshot) {
 		set_timespec(&t->_ts, t->_interval);
-		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&t->_ts, 0,
-				      IORING_TIMEOUT_MULTISHOT);
+		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&t->_ts,
+				      multishot_count(t->_interval), IORING_TIMEOUT_MULTISHOT);
 	} else {
 		/* The next grid point after everything reported: later than now. */
-		set_timespec(&t->_ts, t->_start + (int64_t)(t->_reported + 1) * t->_interval);
+		set_timespec(&t->_ts, grid_point(t, t->_reported + 1));
 		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&t->_ts, 0,
 				      IORING_TIMEOUT_ABS);
 	}
@@ -236,7 +256,7 @@ void tmo__tick_on_cqe(struct tmo__loop_state *st, struct tmo_tick *t, int32_t re
 		 * DEFER_TASKRUN. When the slip is large, replace it: remove it, bridge to the next
 		 * grid point with an absolute timeout, and start a new multishot there.
 		 */
-		int64_t lag = elapsed - (int64_t)due * t->_interval;
+		int64_t lag = elapsed - (int64_t)due * t->_interval; /* due * interval <= elapsed */
 		if (more && due > t->_reported && lag > t->_interval / RESYNC_FRACTION &&
 		    lag > RESYNC_MIN_NS && !(t->_state & (T_RESYNC | T_REMOVE_SENT)) &&
 		    send_remove(st, t))

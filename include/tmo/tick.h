@@ -4,8 +4,9 @@
  * is processed).
  *
  * Mechanism: one multishot kernel timeout (IORING_TIMEOUT_MULTISHOT, Linux 6.4) where the
- * kernel has it and the interval is at least 1 ms: one request, one completion per period
- * (below 1 ms a multishot timeout can outrun every attempt to remove it). Elsewhere
+ * kernel has it and the interval is at least 1 ms: one request per up to 64 periods, one
+ * completion per period (below 1 ms a multishot timeout can outrun every attempt to remove
+ * it). Elsewhere
  * (the kernel refuses the flag with -EINVAL; tmo notices on the first tick and remembers it for
  * the loop, see TMO_FEAT_TIMEOUT_MULTISHOT) an absolute timeout re-armed for each period. Both
  * keep to the grid start + k * interval: the kernel re-arms a multishot timeout from when its
