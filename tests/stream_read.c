@@ -933,6 +933,78 @@ static void rate_floor_spares_a_fast_peer(void **state)
 	free(r);
 }
 
+/*
+ * Refreshing the limits while the rate floor runs, without changing the floor (every U/4, just
+ * after each trickled byte: the same limits, or only the overall deadline pushed back) keeps
+ * the window's history: the trickle is cut once the stream has run for one window, as without
+ * the refreshes. A refresh that started the history afresh would keep the floor in its
+ * one-window grace for ever, and only the gap would end the stream, after the script's last
+ * byte (4 U).
+ */
+struct refresh_ctx {
+	struct rec *r;
+	bool push_deadline;
+	int refreshes;
+};
+
+static void refresh_limits(struct peer *p, void *arg)
+{
+	struct refresh_ctx *c = arg;
+	struct tmo_stream_limits l = rate_options().limits;
+
+	if (!tmo_reader_busy(&c->r->reader)) {
+		p->n = p->i; /* the stream is over: so is the script */
+		return;
+	}
+	if (c->push_deadline)
+		l.deadline = tmo_now() + 4 * WINDOW;
+	assert_int_equal(tmo_reader_set_limits(&c->r->reader, &l), 0);
+	c->refreshes++;
+}
+
+static void rate_floor_survives_refreshed_limits(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct tmo_reader_options o = rate_options();
+	struct rec *r = calloc(1, sizeof(*r));
+	struct peer p;
+	int fds[2];
+
+	for (int push = 0; push <= 1; push++) {
+		struct refresh_ctx c = { .r = r, .push_deadline = push };
+		test_socketpair(fds);
+		rec_init(r, loop, fds[0], 256, &o);
+		peer_init(&p, loop, fds[1]);
+		int64_t base = tmo_now();
+		for (int k = 0; k < 16; k++) {
+			/* one byte every U/4 (20 B/s against 250), then the refresh */
+			struct peer_step *s = peer_add(&p, base + k * U / 4 + U / 8);
+			s->bytes = ".";
+			s->len = 1;
+			s->fn = refresh_limits;
+			s->arg = &c;
+		}
+		peer_go(&p);
+		int64_t before = tmo_now();
+		rec_start(r);
+		int64_t after = tmo_now();
+		run(loop);
+
+		const struct ev *end = last_event(r);
+		if (end->kind != TMO_READER_END || end->error != -ETIME ||
+		    end->limit != TMO_LIMIT_RATE)
+			fail_msg("%s: %s after %d refreshes (want the rate floor's END)",
+				 push ? "deadline pushed" : "same limits", rec_seq(r), c.refreshes);
+		assert_true(c.refreshes >= 4); /* 8 inside the first window */
+		assert_between(end->seen, before + WINDOW, after + WINDOW + WINDOW / 16, __LINE__);
+		assert_int_equal(end->total + (uint64_t)test_readable(fds[0]), p.written);
+		for (int i = 0; i + 1 < r->n; i++)
+			assert_int_equal(r->ev[i].kind, TMO_READER_DATA);
+		chan_close(fds, &p);
+	}
+	free(r);
+}
+
 /* ---- 5. framing ---------------------------------------------------------------------------- */
 
 struct frame_case {
@@ -1165,6 +1237,46 @@ static void gap_marker_inside_a_line(void **state)
 	free(r);
 }
 
+/*
+ * MARK mode: a frame delivered from the buffer restarts the gap like any DATA. The first marker
+ * (U, a partial line buffered) switches to chunks, so the partial line goes out at once from the
+ * buffer; its callback takes U/2. The next marker comes a full gap after that callback returned,
+ * not one gap after the first marker's due time (that would be U/2 early); it stops the stream.
+ */
+static void chunks_from_the_first_marker(struct rec *r, const struct ev *e)
+{
+	if (e->kind == TMO_READER_TIMEOUT && r->n == 1)
+		assert_int_equal(tmo_reader_frame(&r->reader, TMO_FRAME_CHUNK, NULL, 0, 0), 0);
+	else if (e->kind == TMO_READER_DATA)
+		test_sleep_ms(U / MS / 2); /* processing it */
+	else if (e->kind == TMO_READER_TIMEOUT)
+		assert_int_equal(tmo_reader_stop(&r->reader), 0);
+}
+
+static void buffered_frame_after_a_marker_restarts_the_gap(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct tmo_reader_options o = gap_options(U, TMO_GAP_MARK);
+	struct rec *r = calloc(1, sizeof(*r));
+	int fds[2];
+
+	test_socketpair(fds);
+	rec_init(r, loop, fds[0], 64, &o);
+	assert_int_equal(tmo_reader_frame(&r->reader, TMO_FRAME_DELIMITER, "\n", 1, 0), 0);
+	r->hook = chunks_from_the_first_marker;
+	test_write_all(fds[1], "partial", 7);
+	int64_t before = tmo_now();
+	rec_start(r);
+	run(loop);
+	assert_seq(r, "T D:partial T E:ECANCELED:NONE:");
+	assert_int_equal(r->ev[0].buffered, 7);
+	assert_on_time(r->ev[0].seen, before + U);
+	assert_on_time(r->ev[1].seen, r->ev[0].left); /* from the buffer, no read needed */
+	assert_on_time(r->ev[2].seen, r->ev[1].left + U);
+	chan_close(fds, NULL);
+	free(r);
+}
+
 /* Switching from lines to chunks inside DATA: the bytes already buffered come as one chunk. */
 static void to_chunks_after_header(struct rec *r, const struct ev *e)
 {
@@ -1188,6 +1300,57 @@ static void frame_switch_to_chunks(void **state)
 	run(loop);
 	assert_seq(r, "D:hdr\\n D:body\\nmore E:0:NONE:");
 	close(fds[0]);
+	free(r);
+}
+
+/*
+ * A framing change from outside the reader's callbacks (a peer step on the same loop) while a
+ * read is in flight applies to the bytes already buffered at once: "HEAD\nBODY" arrives in one
+ * read, the line goes out, and the switch to 4-byte frames at U/2 delivers "BODY" then, not
+ * when the peer sends more or the gap (3 U/2) passes. The gap then runs from that DATA.
+ */
+struct frame_switch {
+	struct rec *r;
+	int64_t at;
+	int ret;
+};
+
+static void switch_to_exact_4(struct peer *p, void *arg)
+{
+	struct frame_switch *fs = arg;
+
+	fs->at = tmo_now();
+	fs->ret = tmo_reader_frame(&fs->r->reader, TMO_FRAME_EXACT, NULL, 0, 4);
+}
+
+static void frame_switch_outside_callbacks_delivers_buffered_frame(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct tmo_reader_options o = gap_options(3 * U / 2, TMO_GAP_END);
+	struct rec *r = calloc(1, sizeof(*r));
+	struct frame_switch fs = { .r = r, .ret = 1 };
+	struct peer p;
+	int fds[2];
+
+	test_socketpair(fds);
+	rec_init(r, loop, fds[0], 64, &o);
+	assert_int_equal(tmo_reader_frame(&r->reader, TMO_FRAME_DELIMITER, "\n", 1, 0), 0);
+	peer_init(&p, loop, fds[1]);
+	test_write_all(fds[1], "HEAD\nBODY", 9);
+	int64_t base = tmo_now();
+	peer_call(&p, base + U / 2, switch_to_exact_4, &fs);
+	peer_go(&p);
+	rec_start(r);
+	run(loop);
+	assert_int_equal(fs.ret, 0);
+	assert_seq(r, "D:HEAD\\n D:BODY E:ETIME:GAP:");
+	assert_true(r->ev[0].seen < fs.at);
+	assert_int_equal(r->ev[0].buffered, 4);
+	assert_on_time(r->ev[1].seen, fs.at);
+	/* delivered when the gap from the line passed, END would follow at once: early here */
+	assert_on_time(r->ev[2].seen, r->ev[1].left + 3 * U / 2);
+	assert_int_equal(r->ev[2].total, 9);
+	chan_close(fds, &p);
 	free(r);
 }
 
@@ -2002,6 +2165,7 @@ int main(int argc, char **argv)
 		T(rate_floor_cuts_a_trickle_pipe),
 		BOTH(rate_floor_cuts_when_a_burst_leaves_the_window),
 		T(rate_floor_spares_a_fast_peer),
+		T(rate_floor_survives_refreshed_limits),
 		T(frame_newline),
 		T(frame_crlf),
 		T(frame_long_delimiter_with_false_starts),
@@ -2009,7 +2173,9 @@ int main(int argc, char **argv)
 		T(frame_switch_inside_data),
 		T(frame_line_over_buffer),
 		BOTH(gap_marker_inside_a_line),
+		BOTH(buffered_frame_after_a_marker_restarts_the_gap),
 		T(frame_switch_to_chunks),
+		BOTH(frame_switch_outside_callbacks_delivers_buffered_frame),
 		BOTH(set_limits_applies_to_the_next_wait),
 		T(chunks_are_bounded_by_cap),
 		T(stop_from_a_callback),

@@ -4,10 +4,11 @@
  * TMO_FEAT_TIMEOUT_MULTISHOT before the tick starts). Callbacks come on the grid
  * start + n * interval (n: the periods reported so far), never early; a stall is merged into
  * one callback, and the grid does not drift after it nor under callbacks that take a good part
- * of a period; stop (from the callback, from outside, from another op's or tick's callback at
- * the moment of an expiry) and the kernel's release of the request, restart, -EALREADY,
- * -EBUSY, bad input, no scope, tmo_loop_close refused; a running tick keeps
- * tmo_loop_run(TMO_RUN_DEFAULT) going; refreshes while a read is pending; the feature bit.
+ * of a period; stop (from the callback, from one longer than a period, from outside, from
+ * another op's or tick's callback at the moment of an expiry, while the loop is busy for longer
+ * than a period every turn) and the kernel's release of the request, restart, -EALREADY,
+ * -EBUSY, bad input, the largest intervals, no scope, tmo_loop_close refused; a running tick
+ * keeps tmo_loop_run(TMO_RUN_DEFAULT) going; refreshes while a read is pending; the feature bit.
  * Several run in TMO_MODE_LOW_LATENCY too, where the kernel's timeout work waits for the loop
  * thread. Runs that could hang on a tick never released are bounded (run_until, 1 s).
  *
@@ -287,6 +288,44 @@ static void smallest_interval_stops_cleanly(void **state)
 	assert_int_equal(tmo_tick_periods(&k.tick), k.sum);
 }
 
+/*
+ * The largest intervals: INT64_MAX, and one whose first grid point lies past TMO_NEVER by half
+ * the clock's reading (start + interval overflows, interval itself does not).
+ * No callback, and the loop waits quietly: a grid point that wrapped into the past would be
+ * refused by the kernel and re-armed at once, for ever (hundreds of thousands of io_uring_enter
+ * calls in U/2). Stopped, it is released.
+ */
+static void largest_interval_waits_quietly(void **state)
+{
+	struct tmo_loop *loop = *state;
+	const int64_t intervals[] = { INT64_MAX, INT64_MAX - tmo_now() / 2 };
+
+	for (size_t i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++) {
+		struct ticker k = { 0 };
+		struct tmo_loop_stats before, after;
+
+		assert_int_equal(tmo_loop_get_stats(loop, &before), 0);
+		ticker_start(loop, &k, intervals[i]);
+		assert_true(tmo_loop_run_until(loop, tmo_now() + U / 2) >= 1);
+		assert_int_equal(tmo_loop_get_stats(loop, &after), 0);
+		uint64_t enters = after.submit_calls - before.submit_calls;
+		if (enters > 50)
+			fail_msg("interval %lld: %llu io_uring_enter calls in %lld ms (a busy re-arm)",
+				 (long long)intervals[i], (unsigned long long)enters,
+				 (long long)(U / 2 / MS));
+		assert_int_equal(k.calls, 0);
+		assert_int_equal(tmo_tick_periods(&k.tick), 0);
+		assert_true(tmo_tick_busy(&k.tick));
+		assert_int_equal(tmo_tick_stop(&k.tick), 0);
+		/* bounded: a tick the kernel never lets go would keep the loop running for ever */
+		int left = tmo_loop_run_until(loop, tmo_now() + 1000 * MS);
+		if (left != 0 || tmo_tick_busy(&k.tick))
+			fail_msg("1 s after the stop: %d active, tick busy %d", left,
+				 tmo_tick_busy(&k.tick));
+		assert_int_equal(k.calls, 0);
+	}
+}
+
 /* ---- 2. a stall, and callbacks that take time --------------------------------------------- */
 
 static void stall_is_merged_and_the_grid_holds(void **state)
@@ -420,6 +459,99 @@ static void stop_before_the_loop_runs(void **state)
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(k.calls, 0);
 	assert_false(tmo_tick_busy(&k.tick));
+}
+
+/*
+ * Stopped from a callback that ran longer than a period (1 ms interval, 3 ms callback): the next
+ * expiry fired during the callback, so a removal can find no armed timeout (-ENOENT) while the
+ * kernel's re-arm waits (for the loop, in low-latency mode), and the multishot goes on. It is
+ * still released, and never calls back again. 10 rounds, each bounded (1 s).
+ */
+static void stop_from_a_callback_longer_than_a_period(void **state)
+{
+	struct tmo_loop *loop = *state;
+
+	for (int round = 0; round < 10; round++) {
+		struct ticker k = { .stop_at = 1, .busy_ms = 3 };
+
+		ticker_start(loop, &k, MS);
+		int left = tmo_loop_run_until(loop, tmo_now() + 1000 * MS);
+		if (left != 0 || tmo_tick_busy(&k.tick))
+			fail_msg("round %d: 1 s after the stop, %d active, tick busy %d (%d callbacks)",
+				 round, left, tmo_tick_busy(&k.tick), k.calls);
+		assert_int_equal(k.calls, 1);
+		assert_int_equal(k.stop_ret, 0);
+		assert_true(k.busy_after_stop);
+		assert_int_equal(k.late_calls, 0);
+		assert_true(k.sum >= 1);
+		assert_true(k.seen[0] >= k.t0 + (int64_t)k.sum * MS);
+		assert_int_equal(tmo_tick_periods(&k.tick), k.sum);
+	}
+}
+
+/*
+ * Stopped while the loop stays busy for longer than a period on every turn (1 ms interval, an
+ * op whose callback works 2 ms and starts it again): in low-latency mode every removal is
+ * submitted while the expiry's re-arm still waits for the loop, and loses. A multishot request
+ * covers at most 64 periods (tick.h), so the stopped tick is still released while the work goes
+ * on: within 64 turns (about 150 ms here), asserted within 600 ms of the stop. The work ends
+ * then in any case, so a tick never released fails the test instead of hanging it.
+ */
+struct busy_work {
+	struct tmo_op op;
+	struct tmo_loop *loop;
+	struct ticker *k;
+	int64_t stopped_at;  /* the stopping callback's time */
+	int64_t released_at; /* first turn that saw the tick released */
+	int turns;
+};
+
+static void busy_turn(struct tmo_op *op, int32_t res)
+{
+	struct busy_work *w = (struct busy_work *)op;
+
+	assert_int_equal(res, 0);
+	w->turns++;
+	test_sleep_ms(2); /* the application's work this turn */
+	if (w->k->stopped && !w->stopped_at)
+		w->stopped_at = w->k->seen[w->k->calls - 1];
+	if (w->stopped_at && !tmo_tick_busy(&w->k->tick)) {
+		w->released_at = tmo_now();
+		return;
+	}
+	if (w->stopped_at && tmo_now() > w->stopped_at + 600 * MS)
+		return; /* the work ends: the assertions report it */
+	tmo_prep_nop(op);
+	assert_int_equal(tmo_op_start(w->loop, op, TMO_NEVER, busy_turn), 0);
+}
+
+static void stop_while_the_loop_is_busy_every_turn(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct ticker k = { .stop_at = 5 };
+	struct busy_work w = { .loop = loop, .k = &k };
+
+	ticker_start(loop, &k, MS);
+	tmo_prep_nop(&w.op);
+	assert_int_equal(tmo_op_start(loop, &w.op, TMO_NEVER, busy_turn), 0);
+	/* bounded: the work ends 600 ms after the stop, the tick's release then comes at once */
+	int left = tmo_loop_run_until(loop, k.t0 + 2000 * MS);
+	if (!w.stopped_at)
+		fail_msg("the tick never stopped (%d callbacks, %d turns)", k.calls, w.turns);
+	if (!w.released_at)
+		fail_msg("still busy 600 ms after the stop (%d turns of work): not released while "
+			 "the loop stays busy", w.turns);
+	assert_true(w.released_at >= w.stopped_at);
+	print_message("released %.1f ms after the stop, %d turns of work\n",
+		      (double)(w.released_at - w.stopped_at) / 1e6, w.turns);
+	assert_int_equal(left, 0);
+	assert_false(tmo_tick_busy(&k.tick));
+	assert_int_equal(k.stop_ret, 0);
+	assert_int_equal(k.late_calls, 0);
+	assert_true(k.sum >= 5);
+	assert_int_equal(tmo_tick_periods(&k.tick), k.sum);
+	for (int i = 0; i < k.calls; i++) /* never early */
+		assert_true(k.seen[i] >= k.t0 + (int64_t)k.cum[i] * MS);
 }
 
 static void bad_input_is_refused(void **state)
@@ -720,6 +852,10 @@ int main(void)
 		{ "smallest_interval_stops_cleanly [multishot, low latency]",
 		  smallest_interval_stops_cleanly, setup_multishot_low_latency, test_loop_teardown,
 		  NULL },
+		MECH(largest_interval_waits_quietly),
+		{ "largest_interval_waits_quietly [multishot, low latency]",
+		  largest_interval_waits_quietly, setup_multishot_low_latency, test_loop_teardown,
+		  NULL },
 		MECH(stall_is_merged_and_the_grid_holds),
 		{ "stall_is_merged_and_the_grid_holds [multishot, low latency]",
 		  stall_is_merged_and_the_grid_holds, setup_multishot_low_latency,
@@ -735,6 +871,14 @@ int main(void)
 		{ "stop_from_outside_the_loop [fallback, low latency]", stop_from_outside_the_loop,
 		  setup_fallback_low_latency, test_loop_teardown, NULL },
 		MECH(stop_before_the_loop_runs),
+		MECH(stop_from_a_callback_longer_than_a_period),
+		{ "stop_from_a_callback_longer_than_a_period [multishot, low latency]",
+		  stop_from_a_callback_longer_than_a_period, setup_multishot_low_latency,
+		  test_loop_teardown, NULL },
+		MECH(stop_while_the_loop_is_busy_every_turn),
+		{ "stop_while_the_loop_is_busy_every_turn [multishot, low latency]",
+		  stop_while_the_loop_is_busy_every_turn, setup_multishot_low_latency,
+		  test_loop_teardown, NULL },
 		MECH(bad_input_is_refused),
 		MECH(stop_racing_a_period),
 		{ "stop_racing_a_period [multishot, low latency]", stop_racing_a_period,
