@@ -120,7 +120,8 @@ struct tmo_reader_event {
 	/*
 	 * DATA: the chunk or frame, valid until the callback returns.
 	 * END: the bytes received but never delivered as a frame (a partial line, fewer than n
-	 * bytes; empty for TMO_FRAME_CHUNK), valid until the callback returns. Nothing is lost.
+	 * bytes; for TMO_FRAME_CHUNK only after a stop or pause: what a cancelled read had got),
+	 * valid until the callback returns. Nothing is lost.
 	 * TIMEOUT: NULL, 0.
 	 */
 	const uint8_t *data;
@@ -208,19 +209,22 @@ TMO_API int tmo_reader_start(struct tmo_reader *reader, tmo_reader_cb cb);
  * END, comes while paused, and no limit runs (the overall deadline is checked again at
  * resume). May be called from a callback (backpressure: frames already buffered wait). A read
  * in flight is cancelled; bytes it had already got are kept and delivered after resume (or in
- * END after a stop). Returns 0, -EALREADY (already paused), -EINVAL (not started, or NULL).
+ * END after a stop). Returns 0, -EALREADY (already paused), -EINVAL (not started, stopping,
+ * or NULL).
  */
 TMO_API int tmo_reader_pause(struct tmo_reader *reader);
 
 /* Resumes a paused reader: frames already buffered come first, then reading goes on; the gap
- * and the rate window start afresh. Returns 0, -EALREADY (not paused), -EINVAL. */
+ * and the rate window start afresh. Returns 0, -EALREADY (not paused), -EINVAL (not started,
+ * stopping, or NULL). */
 TMO_API int tmo_reader_resume(struct tmo_reader *reader);
 
 /*
  * Ends the stream: TMO_READER_END with -ECANCELED follows (from the loop; after the callback
  * returns if called from one), carrying every byte received and not yet delivered. A read in
  * flight that had already got bytes is not lost either: they are in that END. An end the reader
- * met while paused (end of file, an error, a limit) gives way to the stop. Returns 0,
+ * met and had not delivered yet (end of file, an error, a limit: while paused, or racing the
+ * stop) gives way to the stop. Returns 0,
  * -EALREADY (already stopping), -EINVAL (not started, or NULL).
  */
 TMO_API int tmo_reader_stop(struct tmo_reader *reader);

@@ -20,7 +20,9 @@
  * Ownership: the caller allocates struct tmo_tick (8-byte aligned, as any struct with an
  * int64_t). After tmo_tick_stop() the callback never fires again, but the kernel may still hold
  * the request for a moment: the tick must not be freed or restarted while tmo_tick_busy() is
- * true (the loop releases it on its next iteration).
+ * true (normally released within a period or two as the loop runs; on a loop so busy that
+ * each turn takes longer than the interval, within one multishot request: 64 periods, about a
+ * second).
  */
 #ifndef TMO_TICK_H
 #define TMO_TICK_H
