@@ -48,9 +48,22 @@ enum {
 #define TMO__GENERATION_SHIFT 56
 #define TMO__ADDRESS_MASK ((UINT64_C(1) << TMO__GENERATION_SHIFT) - 1 - TMO__TAG_MASK)
 
+/* The user_data of a request for `obj` (an op or a tick: 8-byte aligned) in its `generation`. */
+static inline uint64_t tmo__user_data_for(const void *obj, uint8_t generation, unsigned tag)
+{
+	return (uint64_t)generation << TMO__GENERATION_SHIFT | (uint64_t)(uintptr_t)obj | tag;
+}
+
 static inline uint64_t tmo__user_data(const struct tmo_op *op, unsigned tag)
 {
-	return (uint64_t)op->_generation << TMO__GENERATION_SHIFT | (uint64_t)(uintptr_t)op | tag;
+	return tmo__user_data_for(op, op->_generation, tag);
+}
+
+/* An absolute time or a duration in nanoseconds as the kernel's timespec. */
+static inline void tmo__set_timespec(struct tmo__kernel_timespec *ts, int64_t ns)
+{
+	ts->tv_sec = ns / TMO_NSEC_PER_SEC;
+	ts->tv_nsec = ns % TMO_NSEC_PER_SEC;
 }
 
 static inline struct tmo_op *tmo__op_of_user_data(uint64_t user_data)

@@ -225,12 +225,6 @@ struct tmo_group *tmo_op_cause_group(const struct tmo_op *op)
 
 /* ---- submission -------------------------------------------------------------------------- */
 
-static void set_timespec(struct tmo__kernel_timespec *ts, int64_t when)
-{
-	ts->tv_sec = when / TMO_NSEC_PER_SEC;
-	ts->tv_nsec = when % TMO_NSEC_PER_SEC;
-}
-
 static void prep_sqe(struct io_uring_sqe *sqe, struct tmo_op *op)
 {
 	switch ((enum tmo__kind)op->_kind) {
@@ -242,7 +236,7 @@ static void prep_sqe(struct io_uring_sqe *sqe, struct tmo_op *op)
 		 * which one it was. */
 		int64_t when = op->_args.sleep.wake_at < op->_deadline ? op->_args.sleep.wake_at
 								       : op->_deadline;
-		set_timespec(&op->_ts, when);
+		tmo__set_timespec(&op->_ts, when);
 		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&op->_ts, 0,
 				      IORING_TIMEOUT_ABS);
 		break;
@@ -309,7 +303,7 @@ static bool submit(struct tmo__loop_state *st, struct tmo_op *op)
 		/* tmo__get_sqes(st, 2) left room for the second SQE right behind the first. */
 		struct io_uring_sqe *lt = io_uring_get_sqe(&st->ring);
 
-		set_timespec(&op->_ts, op->_deadline);
+		tmo__set_timespec(&op->_ts, op->_deadline);
 		io_uring_prep_link_timeout(lt, (struct __kernel_timespec *)&op->_ts,
 					   IORING_TIMEOUT_ABS);
 		io_uring_sqe_set_data64(lt, tmo__user_data(op, TMO__TAG_LINK_TIMEOUT));

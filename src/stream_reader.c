@@ -375,8 +375,6 @@ int tmo_reader_start(struct tmo_reader *reader, tmo_reader_cb cb)
 		return -EINVAL;
 	if (reader->_state & R_STARTED)
 		return -EBUSY;
-	if (reader->_state & R_OP)
-		return -EBUSY; /* cannot happen: the op is idle whenever the reader is */
 	reader->_cb = cb;
 	reader->_total = 0;
 	reader->_head = reader->_tail = reader->_scanned = 0;

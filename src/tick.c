@@ -44,13 +44,7 @@ enum {
 
 static uint64_t user_data(const struct tmo_tick *t, unsigned tag)
 {
-	return (uint64_t)t->_generation << TMO__GENERATION_SHIFT | (uint64_t)(uintptr_t)t | tag;
-}
-
-static void set_timespec(struct tmo__kernel_timespec *ts, int64_t ns)
-{
-	ts->tv_sec = ns / TMO_NSEC_PER_SEC;
-	ts->tv_nsec = ns % TMO_NSEC_PER_SEC;
+	return tmo__user_data_for(t, t->_generation, tag);
 }
 
 static void wait_for_sqe(struct tmo__loop_state *st, struct tmo_tick *t)
@@ -99,12 +93,12 @@ static bool arm(struct tmo__loop_state *st, struct tmo_tick *t)
 	if (oneshot && t->_multishot)
 		t->_state |= T_BRIDGE;
 	if (!oneshot) {
-		set_timespec(&t->_ts, t->_interval);
+		tmo__set_timespec(&t->_ts, t->_interval);
 		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&t->_ts,
 				      multishot_count(t->_interval), IORING_TIMEOUT_MULTISHOT);
 	} else {
 		/* The next grid point after everything reported: later than now. */
-		set_timespec(&t->_ts, grid_point(t, t->_reported + 1));
+		tmo__set_timespec(&t->_ts, grid_point(t, t->_reported + 1));
 		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&t->_ts, 0,
 				      IORING_TIMEOUT_ABS);
 	}
