@@ -12,7 +12,7 @@
 #include "tmo/scope.h"
 
 enum { TMO__CONTAINER_SCOPE = 1, TMO__CONTAINER_GROUP = 2 };
-enum { TMO__TIMER_OP = 1, TMO__TIMER_CONTAINER = 2 };
+enum { TMO__TIMER_OP = 1, TMO__TIMER_CONTAINER = 2, TMO__TIMER_JOB = 3 };
 
 static inline struct tmo_scope *tmo__scope_of(struct tmo__container *c)
 {

@@ -67,9 +67,10 @@ static bool decide(struct tmo__loop_state *st, struct tmo_group *group, enum tmo
 static void notify(struct tmo__loop_state *st, struct tmo_group *group)
 {
 	group->_state |= GROUP_NOTIFIED;
-	st->callbacks++;
+	int64_t began = tmo__callback_begin(st);
 	group->_c.holds++; /* the group cannot become idle (and be freed) inside on_done */
 	group->_opt.on_done(group, group->_res);
+	tmo__callback_end(st, began, TMO_STALL_GROUP);
 	group->_c.holds--;
 	struct tmo_op *waiter = group->_waiter;
 	if (waiter) {

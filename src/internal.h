@@ -13,6 +13,7 @@
 #include "tmo/clock.h"
 #include "tmo/loop.h"
 #include "tmo/op.h"
+#include "tmo/pool.h"
 
 /* Kernel values that Debian's liburing 2.3 does not define yet. */
 #ifndef IORING_FEAT_MIN_TIMEOUT
@@ -43,6 +44,7 @@ enum {
 	TMO__TAG_LOOP_TIMER_UPDATE = 4, /* a request moving that timeout earlier */
 	TMO__TAG_TICK = 5,              /* a struct tmo_tick's timeout (tick.c) */
 	TMO__TAG_TICK_REMOVE = 6,       /* a request removing it */
+	TMO__TAG_POOL = 7,              /* a pool's wake-up request, or its cancellation (pool.c) */
 	TMO__TAG_MASK = 7,
 };
 #define TMO__GENERATION_SHIFT 56
@@ -150,6 +152,15 @@ struct tmo__loop_state {
 	struct tmo_scope *current_scope; /* innermost entered scope, or the running callback's */
 	struct tmo_tick *ticks_waiting;  /* ticks whose request found no SQE: retried each pass */
 	uint64_t callbacks;      /* completion and release callbacks run: progress for RUN_ONCE */
+	/* Pools with work for the loop outside a completion: outcomes decided by a start, a
+	 * cancel or a shutdown, a wake-up request that found no SQE (pool.c). */
+	struct tmo__pool_state *pools_attention;
+	struct {
+		int64_t threshold;      /* 0: not watching */
+		tmo_stall_hook hook;
+		void *data;
+		struct tmo_loop *loop;  /* passed to the hook */
+	} stall;
 	struct tmo_loop_stats stats;
 };
 
@@ -190,6 +201,42 @@ void tmo__tick_on_cqe(struct tmo__loop_state *st, struct tmo_tick *tick, int32_t
 		      uint32_t flags);
 /* Retries the requests of ticks on st->ticks_waiting (tick.c). */
 void tmo__ticks_retry(struct tmo__loop_state *st);
+
+/*
+ * Every callback into the caller goes between these two (op.c, tick.c, group.c, pool.c):
+ * they count it for RUN_ONCE and, when stalls are watched, time it. Watching off costs one
+ * branch.
+ */
+static inline int64_t tmo__callback_begin(struct tmo__loop_state *st)
+{
+	st->callbacks++;
+	return st->stall.threshold ? tmo_now() : 0;
+}
+
+void tmo__stall_report(struct tmo__loop_state *st, int64_t began, int64_t ended,
+		       enum tmo_stall_source source);
+
+static inline void tmo__callback_end(struct tmo__loop_state *st, int64_t began,
+				     enum tmo_stall_source source)
+{
+	if (!began || !st->stall.threshold)
+		return;
+	int64_t ended = tmo_now();
+	if (ended - began >= st->stall.threshold)
+		tmo__stall_report(st, began, ended, source);
+}
+
+/* Whether a completion now in the CQ is an op's linked timeout having fired (stall.c). */
+bool tmo__op_cqe_is_kernel_timeout(const struct tmo_op *op, int32_t res, int64_t now);
+
+struct tmo__pool_state;
+/* Handles one CQE with TMO__TAG_POOL (pool.c). */
+void tmo__pool_on_cqe(struct tmo__loop_state *st, struct tmo__pool_state *pool, int32_t res);
+/* Serves every pool on st->pools_attention (pool.c). */
+void tmo__pools_service(struct tmo__loop_state *st);
+struct tmo_job;
+/* Called when the loop sees a job's deadline pass (pool.c). */
+void tmo__job_on_expired(struct tmo__loop_state *st, struct tmo_job *job);
 
 static inline struct tmo_op *tmo__op_of_timer(struct tmo__timer *timer)
 {

@@ -190,6 +190,19 @@ bool tmo_loop_has_feature(const struct tmo_loop *loop, enum tmo_feature feature)
 	return tmo__has(tmo__state(loop), feature);
 }
 
+int tmo_loop_watch_stalls(struct tmo_loop *loop, int64_t threshold_ns, tmo_stall_hook hook,
+			  void *data)
+{
+	if (!loop || !loop->_state || threshold_ns < 0)
+		return -EINVAL;
+	struct tmo__loop_state *st = tmo__state(loop);
+	st->stall.threshold = threshold_ns;
+	st->stall.hook = hook;
+	st->stall.data = data;
+	st->stall.loop = loop;
+	return 0;
+}
+
 int tmo_loop_get_stats(const struct tmo_loop *loop, struct tmo_loop_stats *stats)
 {
 	if (!loop || !loop->_state || !stats)
@@ -329,6 +342,11 @@ static unsigned reap(struct tmo__loop_state *st)
 						 (struct tmo_tick *)(uintptr_t)(user_data[i] &
 										TMO__ADDRESS_MASK),
 						 res[i], flags[i]);
+			else if (tag == TMO__TAG_POOL)
+				tmo__pool_on_cqe(st,
+						 (struct tmo__pool_state *)(uintptr_t)(user_data[i] &
+										      TMO__ADDRESS_MASK),
+						 res[i]);
 			/* Linked-timeout, cancel and timer-update CQEs carry nothing the op's own
 			 * CQE does not; they may also outlive the op, so they are never
 			 * dereferenced. */
@@ -352,6 +370,9 @@ static void expire(struct tmo__loop_state *st)
 		timer->armed = 0;
 		if (timer->kind == TMO__TIMER_OP) {
 			tmo__op_on_expired(st, tmo__op_of_timer(timer));
+		} else if (timer->kind == TMO__TIMER_JOB) {
+			tmo__job_on_expired(st, (struct tmo_job *)((char *)timer -
+								   offsetof(struct tmo_job, _timer)));
 		} else {
 			struct tmo__container *c =
 				(struct tmo__container *)((char *)timer -
@@ -397,6 +418,8 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 		process_pending(st);
 		if (st->ticks_waiting)
 			tmo__ticks_retry(st);
+		if (st->pools_attention)
+			tmo__pools_service(st);
 		if (st->stop || !st->active)
 			break;
 
@@ -412,7 +435,7 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 		if (mode == TMO_RUN_NOWAIT ||
 		    (mode == TMO_RUN_ONCE && st->callbacks != callbacks_before)) {
 			wake_at = 0; /* nothing to wait for, or the one iteration already did work */
-		} else if (st->pending.head || st->ticks_waiting) {
+		} else if (st->pending.head || st->ticks_waiting || st->pools_attention) {
 			/* Decided work waits for nothing; work the kernel refused waits a little
 			 * for completions to free its resources. */
 			int64_t retry = st->sq_refused ? tmo_now() + RETRY_WAIT_NS : 0;
@@ -427,12 +450,16 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 		expire(st);
 		if (mode == TMO_RUN_NOWAIT || (until != TMO_NEVER && tmo_now() >= until)) {
 			process_pending(st);
+			if (st->pools_attention)
+				tmo__pools_service(st);
 			break;
 		}
 		/* One iteration means: until at least one callback ran. A wake-up can bring none
 		 * (the loop's own timer, a deadline whose cancellation completes later). */
 		if (mode == TMO_RUN_ONCE) {
 			process_pending(st);
+			if (st->pools_attention)
+				tmo__pools_service(st);
 			if (st->callbacks != callbacks_before)
 				break;
 		}

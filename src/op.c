@@ -597,16 +597,18 @@ static void call_in_context(struct tmo__loop_state *st, struct tmo__container *o
 {
 	struct tmo_scope *saved = st->current_scope;
 
-	st->callbacks++;
+	int64_t began = tmo__callback_begin(st);
 	if (!owner) {
 		st->current_scope = NULL;
 		fn(op, res);
+		tmo__callback_end(st, began, TMO_STALL_OP);
 		st->current_scope = tmo__scope_live(saved);
 		return;
 	}
 	owner->holds++;
 	st->current_scope = tmo__container_scope(owner);
 	fn(op, res);
+	tmo__callback_end(st, began, TMO_STALL_OP);
 	/* The callback may have exited the scope that was current before it: never restore an
 	 * exited one. */
 	st->current_scope = tmo__scope_live(saved);

@@ -208,9 +208,10 @@ static void call(struct tmo__loop_state *st, struct tmo_tick *t, uint64_t period
 {
 	struct tmo_scope *saved = st->current_scope;
 
-	st->callbacks++;
+	int64_t began = tmo__callback_begin(st);
 	st->current_scope = NULL; /* a tick belongs to no scope */
 	t->_cb(t, periods);
+	tmo__callback_end(st, began, TMO_STALL_TICK);
 	st->current_scope = tmo__scope_live(saved);
 }
 

@@ -110,7 +110,48 @@ struct tmo_loop_stats {
 	uint64_t cq_overflow;      /* reaping passes that found the kernel's CQ-overflow flag set */
 	uint64_t abandoned;        /* operations reported to the caller before the kernel let go */
 	uint64_t late_closed;      /* fds that a late completion returned and tmo closed */
+	uint64_t stalls;           /* callbacks that ran past the stall threshold (if watched) */
+	uint64_t stall_ns_total;   /* ... their summed duration */
+	uint64_t stall_ns_max;     /* ... the longest */
 };
+
+/* What kind of callback stalled the loop (struct tmo_stall.source). */
+enum tmo_stall_source {
+	TMO_STALL_OP = 0,   /* an operation's completion or release callback (streams included) */
+	TMO_STALL_TICK,     /* a tick's callback */
+	TMO_STALL_GROUP,    /* a group's callback */
+	TMO_STALL_JOB,      /* a pool job's completion or release callback */
+};
+
+/*
+ * A callback that ran longer than the loop's stall threshold: while it ran, the loop could
+ * neither run other callbacks nor see deadlines pass.
+ */
+struct tmo_stall {
+	int64_t began;               /* when the callback was called (tmo_now() clock) */
+	int64_t duration_ns;         /* how long it ran */
+	enum tmo_stall_source source;
+	/* Deadlines that came due while it ran: those the loop keeps itself (jobs, scopes, groups,
+	 * every op under TMO_DEADLINES_LOOP or TMO_OP_BLOCKING), plus operations whose linked
+	 * timeout fired meanwhile (counted from the completions waiting in the ring). */
+	uint32_t deadlines_due;
+	/* ... of which operations the kernel timed out by their linked timeout. */
+	uint32_t kernel_timed_out;
+	/* The earliest of those deadlines (0 if none) and how late the loop sees it: the end of
+	 * the callback minus that deadline. Their callbacks run after this report. */
+	int64_t earliest_due;
+	int64_t late_ns;
+	/*
+	 * True when the ring's mode let the kernel cancel linked-timeout operations on time during
+	 * the stall (TMO_MODE_DEFAULT): bytes that arrived after such a deadline are still in the
+	 * socket or pipe. False under TMO_MODE_LOW_LATENCY, where the kernel's timeout work waited
+	 * for the loop thread and runs only now.
+	 */
+	bool kernel_enforced;
+};
+
+struct tmo_loop;
+typedef void (*tmo_stall_hook)(struct tmo_loop *loop, const struct tmo_stall *stall, void *data);
 
 /* The caller-owned loop. Every field is private: use the functions below. */
 struct tmo_loop {
@@ -176,6 +217,17 @@ TMO_API uint32_t tmo_loop_active(const struct tmo_loop *loop);
 
 /* Whether the loop's kernel and ring have `feature` (false for NULL or out of range). */
 TMO_API bool tmo_loop_has_feature(const struct tmo_loop *loop, enum tmo_feature feature);
+
+/*
+ * Watches for callbacks that block the loop: every callback running `threshold_ns` or longer
+ * is counted (stats: stalls, stall_ns_total, stall_ns_max) and, if `hook` is not NULL, reported
+ * to it right after the callback returns, from the loop's thread (the hook must not run the
+ * loop; it may start and cancel operations). threshold_ns 0 turns watching off (the default):
+ * watching costs one clock read per callback. Returns 0, or -EINVAL (NULL loop, negative
+ * threshold).
+ */
+TMO_API int tmo_loop_watch_stalls(struct tmo_loop *loop, int64_t threshold_ns, tmo_stall_hook hook,
+				  void *data);
 
 /* Copies the loop's counters into *stats. Returns 0 or -EINVAL. */
 TMO_API int tmo_loop_get_stats(const struct tmo_loop *loop, struct tmo_loop_stats *stats);

@@ -8,6 +8,7 @@
  *   group.h  many operations under one deadline: gather, wait, as_completed, quorum
  *   stream.h reading and writing a socket or pipe with gap, overall and rate limits
  *   tick.h   a callback every N nanoseconds (multishot kernel timeout)
+ *   pool.h   blocking calls on worker threads or helper processes, with deadlines
  *
  * See docs/ for the design and the rules of ownership in one place.
  */
@@ -22,5 +23,6 @@
 #include "group.h"
 #include "stream.h"
 #include "tick.h"
+#include "pool.h"
 
 #endif

@@ -1,0 +1,1222 @@
+/*
+ * The worker pool: a bounded queue of jobs under one mutex, worker threads, a lock-free list of
+ * finished jobs, and the loop's side (deadlines in the loop's heap, callbacks, one wake-up
+ * request on the ring).
+ *
+ * Who touches what:
+ *   - the queue, worker slots, job states QUEUED/RUNNING/FINISHED, `_overran`, `tied_up`,
+ *     `alive`, `waiting`: under `lock`;
+ *   - the finished list `done` and the futex word: atomics (workers push, the loop takes all);
+ *   - everything else about a job (callbacks, the wait and decided lists, `_reported`,
+ *     `_flags`): the loop's thread only.
+ * A job's life: start -> QUEUED (or WAITING on the loop's side when the queue is full and the
+ * caller asked to wait) -> RUNNING on a worker -> FINISHED and pushed to `done` -> the loop
+ * drains it and delivers. A deadline or cancel may decide the outcome first: an unstarted job
+ * is then taken out and never runs (DECIDED); a running one is reported at once and released
+ * when its worker lets go.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "container.h"
+#include "pool.h"
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+#ifndef FUTEX2_SIZE_U32
+#define FUTEX2_SIZE_U32 0x02
+#endif
+#ifndef FUTEX2_PRIVATE
+#define FUTEX2_PRIVATE 128
+#endif
+
+#define DEFAULT_THREADS 4u
+#define MAX_THREADS 1024u
+#define DEFAULT_QUEUE 1024u
+#define MAX_QUEUE (1u << 20)
+#define DEFAULT_GRACE_NS TMO_NSEC_PER_SEC
+#define DEFAULT_CHANNEL (64u * 1024)
+#define MAX_CHANNEL (16u * 1024 * 1024)
+
+enum job_state {
+	J_IDLE = 0,
+	J_WAITING,  /* on the loop's wait list: the queue was full */
+	J_QUEUED,   /* in the pool's queue */
+	J_RUNNING,  /* a worker runs it */
+	J_FINISHED, /* its worker is done with it: on `done` or being delivered */
+	J_DECIDED,  /* never ran; its outcome waits on the decided list */
+};
+
+/* Loop-side bits of job->_flags, above the caller's TMO_JOB_* flags. */
+enum {
+	JF_USER = TMO_JOB_WAIT,
+	JF_PREPARED = 1u << 4,
+	JF_REPORT_PENDING = 1u << 5, /* running, cancelled: -ECANCELED waits on the decided list */
+	JF_DRAINED = 1u << 6,        /* ... and its worker already let go */
+};
+
+enum worker_state { W_FREE = 0, W_ALIVE, W_EXITED };
+
+struct worker {
+	struct tmo__pool_state *pool;
+	pthread_t thread;
+	pid_t tid;
+	struct tmo_job *job; /* under lock */
+	uint8_t state;       /* under lock */
+	struct tmo__helper helper;
+};
+
+struct tmo__pool_state {
+	struct tmo_loop *loop;
+	struct tmo__loop_state *st;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct tmo_job *q_head, *q_tail;
+	uint32_t queued, queue_size;
+	uint32_t sleepers;        /* workers waiting on cond */
+	uint32_t waiting;         /* jobs on the loop's wait list (workers read it) */
+	uint32_t alive, tied_up;  /* worker threads; ... running an already reported job */
+	uint32_t threads, max_threads;
+	bool quit;
+	bool room_signal;         /* a worker told the loop there is room for waiting jobs */
+	struct worker *workers;   /* max_threads slots */
+
+	/* Finished jobs, newest first; and the wake-up. */
+	struct tmo_job *done;
+	uint32_t futex_word;
+	int efd;
+	uint64_t efd_buf;
+	enum tmo_pool_wake wake;
+
+	/* The loop's side. */
+	struct tmo_job *wait_head, *wait_tail;
+	struct tmo_job *decided_head, *decided_tail;
+	struct tmo__pool_state *attention_next;
+	bool on_attention;
+	bool wake_in_flight;      /* the wake-up request is in the kernel (counts as active) */
+	bool wake_cancel_sent;
+	bool shutdown;
+	uint32_t dispatching;     /* callbacks of this pool running now: no close meanwhile */
+	uint32_t busy_jobs;
+
+	int sig;                  /* interrupt signal, or 0 */
+	struct tmo__helper_limits limits;
+	struct tmo_pool_stats stats;
+	/* Bumped by workers outside the lock: atomics. */
+	uint32_t helpers_alive;
+	uint64_t helpers_started, helpers_killed, helpers_sigkilled, interrupts;
+};
+
+/* The pool whose job the current thread runs: tmo_pool_close must not be called from it. */
+static _Thread_local struct tmo__pool_state *running_in;
+
+/* ---- the interrupt signal's handler, shared by every pool using the signal ---------------- */
+
+static pthread_mutex_t handlers_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t handler_refs[NSIG];
+static struct sigaction handler_saved[NSIG];
+
+/* Does nothing: its only purpose is that a blocking system call returns EINTR. */
+static void on_interrupt(int sig)
+{
+	(void)sig;
+}
+
+static int handler_acquire(int sig)
+{
+	int ret = 0;
+	pthread_mutex_lock(&handlers_lock);
+	if (handler_refs[sig] == 0) {
+		struct sigaction old, sa;
+		sigaction(sig, NULL, &old);
+		bool foreign = (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != NULL
+			       : old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN &&
+					 old.sa_handler != on_interrupt;
+		if (foreign) {
+			ret = -EBUSY;
+		} else {
+			memset(&sa, 0, sizeof(sa));
+			sa.sa_handler = on_interrupt;
+			sigemptyset(&sa.sa_mask);
+			sa.sa_flags = 0; /* no SA_RESTART: that is the point */
+			if (sigaction(sig, &sa, NULL) < 0)
+				ret = -errno;
+			else
+				handler_saved[sig] = old;
+		}
+	}
+	if (!ret)
+		handler_refs[sig]++;
+	pthread_mutex_unlock(&handlers_lock);
+	return ret;
+}
+
+static void handler_release(int sig)
+{
+	pthread_mutex_lock(&handlers_lock);
+	if (--handler_refs[sig] == 0)
+		sigaction(sig, &handler_saved[sig], NULL);
+	pthread_mutex_unlock(&handlers_lock);
+}
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static uint8_t job_state(const struct tmo_job *job)
+{
+	return __atomic_load_n(&job->_state, __ATOMIC_ACQUIRE);
+}
+
+static void set_job_state(struct tmo_job *job, uint8_t state)
+{
+	__atomic_store_n(&job->_state, state, __ATOMIC_RELEASE);
+}
+
+static void stat_add(uint64_t *counter, uint64_t n)
+{
+	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+int64_t tmo__job_run_syscall(struct tmo_job *job)
+{
+	const long *a = job->_sys_args;
+	long r = syscall(job->_sys_nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+	return r < 0 ? -(int64_t)errno : r;
+}
+
+/* ---- waking the loop ---------------------------------------------------------------------- */
+
+static void wake_loop(struct tmo__pool_state *p)
+{
+	if (p->wake == TMO_POOL_WAKE_FUTEX) {
+		__atomic_fetch_add(&p->futex_word, 1, __ATOMIC_SEQ_CST);
+		syscall(SYS_futex, &p->futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	} else {
+		uint64_t one = 1;
+		/* Only EAGAIN (counter at its maximum) can fail it, and then a wake is pending. */
+		ssize_t n = write(p->efd, &one, sizeof(one));
+		(void)n;
+	}
+}
+
+/* A worker hands a finished job to the loop. Only the push onto an empty list wakes the
+ * loop: until it drains the list, the wake already sent covers later pushes. */
+static void post_done(struct tmo__pool_state *p, struct tmo_job *job)
+{
+	struct tmo_job *prev = __atomic_load_n(&p->done, __ATOMIC_SEQ_CST);
+	do {
+		job->_done_next = prev;
+	} while (!__atomic_compare_exchange_n(&p->done, &prev, job, true, __ATOMIC_SEQ_CST,
+					      __ATOMIC_SEQ_CST));
+	if (!prev)
+		wake_loop(p);
+}
+
+/* ---- workers ------------------------------------------------------------------------------ */
+
+static void enqueue_locked(struct tmo__pool_state *p, struct tmo_job *job);
+
+static struct tmo_job *pop_locked(struct tmo__pool_state *p)
+{
+	struct tmo_job *job = p->q_head;
+	p->q_head = job->_next;
+	if (p->q_head)
+		p->q_head->_prev = NULL;
+	else
+		p->q_tail = NULL;
+	job->_next = job->_prev = NULL;
+	p->queued--;
+	return job;
+}
+
+static void unlink_queued_locked(struct tmo__pool_state *p, struct tmo_job *job)
+{
+	if (job->_prev)
+		job->_prev->_next = job->_next;
+	else
+		p->q_head = job->_next;
+	if (job->_next)
+		job->_next->_prev = job->_prev;
+	else
+		p->q_tail = job->_prev;
+	job->_next = job->_prev = NULL;
+	p->queued--;
+}
+
+/* Runs a thread-level job; an interrupt job arms this worker's timer for its deadline. */
+static int64_t run_in_thread(struct tmo_job *job, timer_t *timer)
+{
+	if (timer && job->_deadline != TMO_NEVER) {
+		struct itimerspec its;
+		memset(&its, 0, sizeof(its));
+		its.it_value.tv_sec = job->_deadline / TMO_NSEC_PER_SEC;
+		its.it_value.tv_nsec = job->_deadline % TMO_NSEC_PER_SEC;
+		timer_settime(*timer, TIMER_ABSTIME, &its, NULL);
+	}
+	return job->_fn(job);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct tmo__pool_state *p = w->pool;
+	timer_t timer;
+	bool has_timer = false;
+
+	w->tid = (pid_t)syscall(SYS_gettid);
+	running_in = p;
+	/* The creator blocked every signal; only the interrupt signal is let in. */
+	if (p->sig) {
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, p->sig);
+		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+		struct sigevent sev;
+		memset(&sev, 0, sizeof(sev));
+		sev.sigev_notify = SIGEV_THREAD_ID;
+		sev.sigev_signo = p->sig;
+		sev.sigev_notify_thread_id = w->tid;
+		has_timer = timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0;
+	}
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->q_head && !p->quit) {
+			p->sleepers++;
+			pthread_cond_wait(&p->cond, &p->lock);
+			p->sleepers--;
+		}
+		if (!p->q_head)
+			break; /* quitting, nothing left */
+		struct tmo_job *job = pop_locked(p);
+		set_job_state(job, J_RUNNING);
+		job->_worker = w;
+		w->job = job;
+		p->stats.ran++;
+		/* Room in the queue: jobs waiting on the loop's side can come in. */
+		bool nudge = p->waiting && !p->room_signal;
+		if (nudge)
+			p->room_signal = true;
+		pthread_mutex_unlock(&p->lock);
+		if (nudge)
+			wake_loop(p);
+
+		uint8_t overrun = job->_overrun;
+		int64_t res;
+		if (overrun == TMO_OVERRUN_KILL) {
+			struct tmo__helper_events ev = { 0 };
+			uint32_t had = w->helper.pid != 0;
+			res = tmo__helper_run(&w->helper, &p->limits, job, &ev);
+			stat_add(&p->helpers_started, ev.started);
+			stat_add(&p->helpers_killed, ev.killed);
+			stat_add(&p->helpers_sigkilled, ev.sigkilled);
+			uint32_t has = w->helper.pid != 0;
+			if (has != had)
+				__atomic_fetch_add(&p->helpers_alive, has - had, __ATOMIC_RELAXED);
+		} else {
+			res = run_in_thread(job, overrun == TMO_OVERRUN_INTERRUPT && has_timer ? &timer
+											       : NULL);
+		}
+		/* A result that came after the deadline does not beat it (see on_finished). */
+		job->_late = job->_deadline != TMO_NEVER && tmo_now() >= job->_deadline;
+		if (job->_late && overrun == TMO_OVERRUN_INTERRUPT && res == -EINTR)
+			stat_add(&p->interrupts, 1); /* its own timer's signal */
+
+		pthread_mutex_lock(&p->lock);
+		set_job_state(job, J_FINISHED);
+		w->job = NULL;
+		bool overran = job->_overran;
+		if (overran)
+			p->tied_up--;
+		/* A worker freed from an overrun leaves if replacements took its place. */
+		bool retire = overran && p->alive > p->threads;
+		pthread_mutex_unlock(&p->lock);
+
+		if (overrun == TMO_OVERRUN_INTERRUPT) {
+			/*
+			 * Disarm the timer. This system call is also the fence against a stale
+			 * interrupt: a signal sent for this job (the timer, or a cancel while w->job
+			 * was still this job) is delivered when the call returns, here, not in the
+			 * next job's system calls.
+			 */
+			if (has_timer) {
+				struct itimerspec off;
+				memset(&off, 0, sizeof(off));
+				timer_settime(timer, 0, &off, NULL);
+			} else {
+				syscall(SYS_getpid);
+			}
+		} else if (overrun == TMO_OVERRUN_KILL) {
+			uint64_t v;
+			/* A cancel's wake for this job, if any, must not hit the next one. */
+			while (read(w->helper.wake_fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+				;
+			if (!overran && w->helper.out_len) {
+				size_t n = w->helper.out_len < job->_out_cap ? w->helper.out_len
+									     : job->_out_cap;
+				memcpy(job->_out, w->helper.out, n);
+				job->_out_len = n;
+			}
+		}
+		job->_res = res;
+		post_done(p, job); /* the job belongs to the loop again from here */
+
+		pthread_mutex_lock(&p->lock);
+		if (retire) {
+			p->alive--;
+			break;
+		}
+	}
+	w->state = W_EXITED;
+	pthread_mutex_unlock(&p->lock);
+
+	if (w->helper.pid) {
+		tmo__helper_stop(&w->helper);
+		__atomic_fetch_sub(&p->helpers_alive, 1, __ATOMIC_RELAXED);
+	} else {
+		tmo__helper_stop(&w->helper);
+	}
+	if (has_timer)
+		timer_delete(timer);
+	return NULL;
+}
+
+/* Starts a worker in a free slot. Called with the lock held. */
+static int spawn_locked(struct tmo__pool_state *p)
+{
+	struct worker *w = NULL;
+
+	for (uint32_t i = 0; i < p->max_threads && !w; i++) {
+		if (p->workers[i].state == W_EXITED) {
+			pthread_join(p->workers[i].thread, NULL); /* it has left the lock for good */
+			p->workers[i].state = W_FREE;
+		}
+		if (p->workers[i].state == W_FREE)
+			w = &p->workers[i];
+	}
+	if (!w)
+		return -EAGAIN;
+	memset(w, 0, sizeof(*w));
+	w->pool = p;
+	int ret = tmo__helper_init(&w->helper);
+	if (ret)
+		return ret;
+
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&w->thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret) {
+		tmo__helper_stop(&w->helper);
+		return -ret;
+	}
+	w->state = W_ALIVE;
+	p->alive++;
+	return 0;
+}
+
+/* Workers tied up by overrunning jobs are replaced, up to max_threads, while jobs wait for
+ * a worker that no idle one will take. Called with the lock held. */
+static void maybe_replace_locked(struct tmo__pool_state *p)
+{
+	while (p->tied_up && p->alive - p->tied_up < p->threads && p->alive < p->max_threads &&
+	       p->queued > p->sleepers && !p->quit) {
+		if (spawn_locked(p))
+			return;
+		p->stats.replacements++;
+	}
+}
+
+static void enqueue_locked(struct tmo__pool_state *p, struct tmo_job *job)
+{
+	job->_next = NULL;
+	job->_prev = p->q_tail;
+	if (p->q_tail)
+		p->q_tail->_next = job;
+	else
+		p->q_head = job;
+	p->q_tail = job;
+	p->queued++;
+	set_job_state(job, J_QUEUED);
+	if (p->sleepers)
+		pthread_cond_signal(&p->cond);
+	maybe_replace_locked(p);
+}
+
+/* ---- the loop's side ---------------------------------------------------------------------- */
+
+static void need_attention(struct tmo__pool_state *p)
+{
+	if (p->on_attention)
+		return;
+	p->on_attention = true;
+	p->attention_next = p->st->pools_attention;
+	p->st->pools_attention = p;
+}
+
+static void call(struct tmo__pool_state *p, void (*cb)(struct tmo_job *, int64_t),
+		 struct tmo_job *job, int64_t res)
+{
+	struct tmo__loop_state *st = p->st;
+	struct tmo_scope *saved = st->current_scope;
+
+	p->dispatching++;
+	int64_t began = tmo__callback_begin(st);
+	st->current_scope = NULL; /* a job belongs to no scope */
+	cb(job, res);
+	tmo__callback_end(st, began, TMO_STALL_JOB);
+	st->current_scope = tmo__scope_live(saved);
+	p->dispatching--;
+}
+
+static void make_idle(struct tmo__pool_state *p, struct tmo_job *job)
+{
+	set_job_state(job, J_IDLE);
+	p->busy_jobs--;
+	p->st->active--;
+	if (!p->busy_jobs)
+		need_attention(p); /* the wake-up request is no longer needed */
+}
+
+/* Delivers the outcome; `release` when nothing of the job remains with the pool, so that the
+ * callback may free or restart it. */
+static void deliver(struct tmo__pool_state *p, struct tmo_job *job, int64_t res, bool release)
+{
+	tmo_job_cb cb = job->_cb;
+
+	p->stats.completed++;
+	if (res == -ETIME)
+		p->stats.timed_out++;
+	else if (res == -ECANCELED && (job->_cancel || p->shutdown))
+		p->stats.cancelled++;
+	job->_reported = 1;
+	tmo__timer_disarm(p->st, &job->_timer);
+	if (release)
+		make_idle(p, job);
+	call(p, cb, job, res);
+}
+
+/* The worker let go of a job whose callback already fired. */
+static void release_late(struct tmo__pool_state *p, struct tmo_job *job)
+{
+	tmo_job_release_cb release = job->_release;
+	int64_t res = job->_res;
+
+	make_idle(p, job);
+	if (release)
+		call(p, release, job, res);
+}
+
+static void push_decided(struct tmo__pool_state *p, struct tmo_job *job)
+{
+	job->_next = NULL;
+	if (p->decided_tail)
+		p->decided_tail->_next = job;
+	else
+		p->decided_head = job;
+	p->decided_tail = job;
+	need_attention(p);
+}
+
+/* An unstarted job's outcome is decided (a deadline passed at start, a cancel, a shutdown):
+ * it never runs; the callback fires from the loop's next pass. */
+static void decide_unstarted(struct tmo__pool_state *p, struct tmo_job *job, int64_t res)
+{
+	set_job_state(job, J_DECIDED);
+	job->_res = res;
+	tmo__timer_disarm(p->st, &job->_timer);
+	push_decided(p, job);
+}
+
+static void unlink_waiting(struct tmo__pool_state *p, struct tmo_job *job)
+{
+	if (job->_prev)
+		job->_prev->_next = job->_next;
+	else
+		p->wait_head = job->_next;
+	if (job->_next)
+		job->_next->_prev = job->_prev;
+	else
+		p->wait_tail = job->_prev;
+	job->_next = job->_prev = NULL;
+	pthread_mutex_lock(&p->lock);
+	p->waiting--;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Stops a running job by its overrun level: the signal now (interrupt), the helper killed
+ * now (kill); abandoned work is only flagged. Called with the lock held. */
+static void stop_running_locked(struct tmo__pool_state *p, struct tmo_job *job)
+{
+	struct worker *w = job->_worker;
+
+	__atomic_store_n(&job->_cancel, 1, __ATOMIC_SEQ_CST);
+	if (job->_overrun == TMO_OVERRUN_INTERRUPT && p->sig) {
+		syscall(SYS_tgkill, getpid(), w->tid, p->sig);
+		stat_add(&p->interrupts, 1);
+	} else if (job->_overrun == TMO_OVERRUN_KILL) {
+		uint64_t one = 1;
+		ssize_t n = write(w->helper.wake_fd, &one, sizeof(one));
+		(void)n;
+	}
+}
+
+/* Marks a running job as reported before its worker let go. Called with the lock held. */
+static void overrun_locked(struct tmo__pool_state *p, struct tmo_job *job)
+{
+	job->_overran = 1;
+	p->tied_up++;
+	maybe_replace_locked(p);
+}
+
+void tmo__job_on_expired(struct tmo__loop_state *st, struct tmo_job *job)
+{
+	struct tmo__pool_state *p = job->_pool;
+	uint8_t state = job_state(job);
+
+	(void)st;
+	job->_timer.armed = 0;
+	if (state == J_WAITING) {
+		unlink_waiting(p, job);
+		p->stats.expired_queued++;
+		deliver(p, job, -ETIME, true);
+		return;
+	}
+	if (state != J_QUEUED && state != J_RUNNING)
+		return;
+	pthread_mutex_lock(&p->lock);
+	state = job_state(job);
+	if (state == J_QUEUED) {
+		unlink_queued_locked(p, job);
+		pthread_mutex_unlock(&p->lock);
+		p->stats.expired_queued++;
+		deliver(p, job, -ETIME, true);
+		need_attention(p); /* room for a waiting job */
+		return;
+	}
+	if (state != J_RUNNING) {
+		/* Finished just now: its own result, already on its way, decides. */
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
+	/* An interrupt job's worker got its signal from its own timer at this deadline; a kill
+	 * job's worker kills its helper by itself. */
+	overrun_locked(p, job);
+	pthread_mutex_unlock(&p->lock);
+	deliver(p, job, -ETIME, false);
+}
+
+/* The worker's result for a job reaches the loop. */
+static void on_finished(struct tmo__pool_state *p, struct tmo_job *job)
+{
+	if (job->_reported) {
+		release_late(p, job);
+	} else if (job->_flags & JF_REPORT_PENDING) {
+		job->_flags |= JF_DRAINED; /* the pending -ECANCELED releases it */
+	} else if (job->_late) {
+		/* The function returned after its deadline (stopped by its worker's timer or the
+		 * helper's kill, or it noticed tmo_job_cancelled) and the result got here before
+		 * the loop saw the deadline pass: the deadline came first, so it is a timeout, and
+		 * the result goes to the release callback. */
+		deliver(p, job, -ETIME, false);
+		release_late(p, job);
+	} else {
+		deliver(p, job, job->_res, true);
+	}
+}
+
+static void drain(struct tmo__pool_state *p)
+{
+	struct tmo_job *list = __atomic_exchange_n(&p->done, NULL, __ATOMIC_SEQ_CST);
+	struct tmo_job *fifo = NULL;
+
+	while (list) {
+		struct tmo_job *next = list->_done_next;
+		list->_done_next = fifo;
+		fifo = list;
+		list = next;
+	}
+	while (fifo) {
+		struct tmo_job *next = fifo->_done_next; /* the callback may restart the job */
+		on_finished(p, fifo);
+		fifo = next;
+	}
+}
+
+static void deliver_decided(struct tmo__pool_state *p)
+{
+	struct tmo_job *job = p->decided_head;
+
+	p->decided_head = p->decided_tail = NULL;
+	while (job) {
+		struct tmo_job *next = job->_next;
+		job->_next = NULL;
+		if (job->_flags & JF_REPORT_PENDING) {
+			job->_flags &= (uint8_t)~JF_REPORT_PENDING;
+			bool drained = job->_flags & JF_DRAINED;
+			job->_flags &= (uint8_t)~JF_DRAINED;
+			deliver(p, job, -ECANCELED, false);
+			if (drained)
+				release_late(p, job);
+		} else {
+			if (job->_res == -ETIME)
+				p->stats.expired_queued++;
+			deliver(p, job, job->_res, true);
+		}
+		job = next;
+	}
+}
+
+static void promote_waiters(struct tmo__pool_state *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->room_signal = false;
+	while (p->wait_head && p->queued < p->queue_size) {
+		struct tmo_job *job = p->wait_head;
+		p->wait_head = job->_next;
+		if (p->wait_head)
+			p->wait_head->_prev = NULL;
+		else
+			p->wait_tail = NULL;
+		p->waiting--;
+		enqueue_locked(p, job);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Puts the wake-up request in the kernel. Returns 1 if armed, 0 if finished jobs are already
+ * waiting (drain first), -1 without an SQE. */
+static int arm_wake(struct tmo__pool_state *p)
+{
+	struct tmo__loop_state *st = p->st;
+	uint32_t seen = __atomic_load_n(&p->futex_word, __ATOMIC_SEQ_CST);
+
+	/* A worker that pushes after this check bumps the futex word first, so the wait below
+	 * (which expects `seen`) completes at once; eventfd counts keep any write. */
+	if (p->wake == TMO_POOL_WAKE_FUTEX && __atomic_load_n(&p->done, __ATOMIC_SEQ_CST))
+		return 0;
+	struct io_uring_sqe *sqe = tmo__get_sqes(st, 1);
+	if (!sqe)
+		return -1;
+	if (p->wake == TMO_POOL_WAKE_FUTEX) {
+		io_uring_prep_rw(TMO__OPCODE_FUTEX_WAIT, sqe, FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
+				 &p->futex_word, 0, seen);
+		sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+	} else {
+		io_uring_prep_read(sqe, p->efd, &p->efd_buf, sizeof(p->efd_buf), 0);
+	}
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)p | TMO__TAG_POOL);
+	p->wake_in_flight = true;
+	p->wake_cancel_sent = false;
+	st->active++; /* until its completion is seen */
+	return 1;
+}
+
+/* Everything the loop owes the pool outside a completion. */
+static void service(struct tmo__pool_state *p)
+{
+	p->dispatching++;
+	while (p->decided_head)
+		deliver_decided(p);
+	if (p->wait_head)
+		promote_waiters(p);
+	while (p->busy_jobs && !p->wake_in_flight) {
+		int armed = arm_wake(p);
+		if (armed < 0) {
+			need_attention(p); /* no SQE: retry on the next pass */
+			break;
+		}
+		if (armed == 0)
+			drain(p);
+	}
+	if (!p->busy_jobs && p->wake_in_flight && !p->wake_cancel_sent) {
+		struct io_uring_sqe *sqe = tmo__get_sqes(p->st, 1);
+		if (sqe) {
+			io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)p | TMO__TAG_POOL, 0);
+			/* Its own completion is never read: the pool may be gone by then. */
+			io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)p | TMO__TAG_CANCEL);
+			p->wake_cancel_sent = true;
+		} else {
+			need_attention(p);
+		}
+	}
+	p->dispatching--;
+}
+
+void tmo__pools_service(struct tmo__loop_state *st)
+{
+	struct tmo__pool_state *p = st->pools_attention;
+
+	st->pools_attention = NULL;
+	while (p) {
+		struct tmo__pool_state *next = p->attention_next;
+		p->on_attention = false;
+		p->attention_next = NULL;
+		service(p);
+		p = next;
+	}
+}
+
+void tmo__pool_on_cqe(struct tmo__loop_state *st, struct tmo__pool_state *p, int32_t res)
+{
+	(void)res; /* 0 or 8 (woken), -EAGAIN (the word moved first), -ECANCELED: drain anyway */
+	p->wake_in_flight = false;
+	st->active--;
+	p->stats.wakeups++;
+	p->dispatching++;
+	drain(p);
+	p->dispatching--;
+	service(p);
+}
+
+/* ---- the API ------------------------------------------------------------------------------ */
+
+static int check_options(const struct tmo_pool_options *o, struct tmo__loop_state *st,
+			 struct tmo__pool_state *p)
+{
+	p->threads = o->threads ? o->threads : DEFAULT_THREADS;
+	p->max_threads = o->max_threads ? o->max_threads : 2 * p->threads;
+	p->queue_size = o->queue_size ? o->queue_size : DEFAULT_QUEUE;
+	if (p->threads > MAX_THREADS || p->max_threads > MAX_THREADS ||
+	    p->max_threads < p->threads || p->queue_size > MAX_QUEUE || o->kill_grace_ns < 0 ||
+	    o->max_input > MAX_CHANNEL || o->max_output > MAX_CHANNEL)
+		return -EINVAL;
+	if (o->interrupt_signal == 0)
+		p->sig = SIGRTMIN + 3;
+	else if (o->interrupt_signal == -1)
+		p->sig = 0;
+	else if (o->interrupt_signal > 0 && o->interrupt_signal < NSIG &&
+		 o->interrupt_signal != SIGKILL && o->interrupt_signal != SIGSTOP)
+		p->sig = o->interrupt_signal;
+	else
+		return -EINVAL;
+	p->limits.kill_grace_ns = o->kill_grace_ns ? o->kill_grace_ns : DEFAULT_GRACE_NS;
+	p->limits.max_input = o->max_input ? o->max_input : DEFAULT_CHANNEL;
+	p->limits.max_output = o->max_output ? o->max_output : DEFAULT_CHANNEL;
+	switch (o->wake) {
+	case TMO_POOL_WAKE_AUTO:
+		p->wake = tmo__has(st, TMO_FEAT_FUTEX_WAIT) ? TMO_POOL_WAKE_FUTEX
+							    : TMO_POOL_WAKE_EVENTFD;
+		return 0;
+	case TMO_POOL_WAKE_FUTEX:
+		if (!tmo__has(st, TMO_FEAT_FUTEX_WAIT))
+			return -EINVAL;
+		p->wake = o->wake;
+		return 0;
+	case TMO_POOL_WAKE_EVENTFD:
+		p->wake = o->wake;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static void stop_threads(struct tmo__pool_state *p)
+{
+	bool started[MAX_THREADS];
+
+	pthread_mutex_lock(&p->lock);
+	p->quit = true;
+	pthread_cond_broadcast(&p->cond);
+	for (uint32_t i = 0; i < p->max_threads; i++)
+		started[i] = p->workers[i].state != W_FREE;
+	pthread_mutex_unlock(&p->lock);
+	for (uint32_t i = 0; i < p->max_threads; i++) {
+		if (started[i])
+			pthread_join(p->workers[i].thread, NULL);
+		p->workers[i].state = W_FREE;
+	}
+}
+
+static void free_state(struct tmo__pool_state *p)
+{
+	if (p->sig)
+		handler_release(p->sig);
+	if (p->efd >= 0)
+		close(p->efd);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p->workers);
+	free(p);
+}
+
+int tmo_pool_init(struct tmo_pool *pool, struct tmo_loop *loop,
+		  const struct tmo_pool_options *options)
+{
+	static const struct tmo_pool_options defaults;
+
+	if (!pool)
+		return -EINVAL;
+	pool->_state = NULL;
+	if (!loop || !loop->_state)
+		return -EINVAL;
+	struct tmo__loop_state *st = tmo__state(loop);
+	struct tmo__pool_state *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->efd = -1;
+	int ret = check_options(options ? options : &defaults, st, p);
+	if (ret) {
+		free(p);
+		return ret;
+	}
+	p->loop = loop;
+	p->st = st;
+	p->workers = calloc(p->max_threads, sizeof(*p->workers));
+	if (!p->workers) {
+		free(p);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	int sig = p->sig;
+	p->sig = 0; /* nothing to release yet */
+	if (p->wake == TMO_POOL_WAKE_EVENTFD) {
+		p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (p->efd < 0) {
+			ret = -errno;
+			goto fail;
+		}
+	}
+	if (sig) {
+		ret = handler_acquire(sig);
+		if (ret)
+			goto fail;
+		p->sig = sig;
+	}
+	pthread_mutex_lock(&p->lock);
+	for (uint32_t i = 0; i < p->threads && !ret; i++)
+		ret = spawn_locked(p);
+	pthread_mutex_unlock(&p->lock);
+	if (ret) {
+		stop_threads(p);
+		goto fail;
+	}
+	pool->_state = p;
+	return 0;
+fail:
+	free_state(p);
+	return ret;
+}
+
+int tmo_pool_shutdown(struct tmo_pool *pool)
+{
+	if (!pool || !pool->_state)
+		return -EINVAL;
+	struct tmo__pool_state *p = pool->_state;
+	if (p->shutdown)
+		return -EALREADY;
+	p->shutdown = true;
+
+	while (p->wait_head) {
+		struct tmo_job *job = p->wait_head;
+		unlink_waiting(p, job);
+		__atomic_store_n(&job->_cancel, 1, __ATOMIC_SEQ_CST);
+		decide_unstarted(p, job, -ECANCELED);
+	}
+	pthread_mutex_lock(&p->lock);
+	while (p->q_head) {
+		struct tmo_job *job = pop_locked(p);
+		__atomic_store_n(&job->_cancel, 1, __ATOMIC_SEQ_CST);
+		decide_unstarted(p, job, -ECANCELED);
+	}
+	for (uint32_t i = 0; i < p->max_threads; i++) {
+		struct worker *w = &p->workers[i];
+		struct tmo_job *job = w->state == W_ALIVE ? w->job : NULL;
+		if (!job || job_state(job) != J_RUNNING)
+			continue;
+		stop_running_locked(p, job);
+		if (!job->_overran) {
+			overrun_locked(p, job);
+			job->_flags |= JF_REPORT_PENDING;
+			tmo__timer_disarm(p->st, &job->_timer);
+			push_decided(p, job);
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	need_attention(p);
+	return 0;
+}
+
+int tmo_pool_close(struct tmo_pool *pool)
+{
+	if (!pool || !pool->_state)
+		return -EINVAL;
+	struct tmo__pool_state *p = pool->_state;
+	if (running_in == p || p->busy_jobs || p->wake_in_flight || p->dispatching)
+		return -EBUSY;
+	/* Off the loop's list of pools to serve. */
+	for (struct tmo__pool_state **link = &p->st->pools_attention; *link;
+	     link = &(*link)->attention_next) {
+		if (*link == p) {
+			*link = p->attention_next;
+			break;
+		}
+	}
+	stop_threads(p);
+	free_state(p);
+	pool->_state = NULL;
+	return 0;
+}
+
+int tmo_pool_get_stats(const struct tmo_pool *pool, struct tmo_pool_stats *stats)
+{
+	if (!pool || !pool->_state || !stats)
+		return -EINVAL;
+	struct tmo__pool_state *p = pool->_state;
+	pthread_mutex_lock(&p->lock);
+	*stats = p->stats;
+	stats->threads = p->alive;
+	stats->tied_up = p->tied_up;
+	stats->queued = p->queued;
+	stats->waiting = p->waiting;
+	stats->helpers = __atomic_load_n(&p->helpers_alive, __ATOMIC_RELAXED);
+	stats->helpers_started = __atomic_load_n(&p->helpers_started, __ATOMIC_RELAXED);
+	stats->helpers_killed = __atomic_load_n(&p->helpers_killed, __ATOMIC_RELAXED);
+	stats->helpers_sigkilled = __atomic_load_n(&p->helpers_sigkilled, __ATOMIC_RELAXED);
+	stats->interrupts = __atomic_load_n(&p->interrupts, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+static bool job_idle(const struct tmo_job *job)
+{
+	return job_state(job) == J_IDLE;
+}
+
+void tmo_job_prep(struct tmo_job *job, tmo_job_fn fn)
+{
+	if (!job || !job_idle(job))
+		return;
+	void *data = job->data;
+	memset(job, 0, sizeof(*job));
+	job->data = data;
+	job->_fn = fn;
+	job->_flags = fn ? JF_PREPARED : 0;
+	job->_timer.kind = TMO__TIMER_JOB;
+}
+
+void tmo_job_prep_syscall(struct tmo_job *job, long nr, const long args[6])
+{
+	tmo_job_prep(job, tmo__job_run_syscall);
+	if (!job || job->_fn != tmo__job_run_syscall)
+		return;
+	job->_sys_nr = nr;
+	if (args)
+		memcpy(job->_sys_args, args, sizeof(job->_sys_args));
+}
+
+static int check_settable(const struct tmo_job *job)
+{
+	if (!job || !(job->_flags & JF_PREPARED))
+		return -EINVAL;
+	return job_idle(job) ? 0 : -EBUSY;
+}
+
+int tmo_job_set_overrun(struct tmo_job *job, enum tmo_overrun overrun)
+{
+	int ret = check_settable(job);
+	if (ret)
+		return ret;
+	if (overrun != TMO_OVERRUN_ABANDON && overrun != TMO_OVERRUN_INTERRUPT &&
+	    overrun != TMO_OVERRUN_KILL)
+		return -EINVAL;
+	job->_overrun = (uint8_t)overrun;
+	return 0;
+}
+
+int tmo_job_set_flags(struct tmo_job *job, unsigned flags)
+{
+	int ret = check_settable(job);
+	if (ret)
+		return ret;
+	if (flags & ~(unsigned)JF_USER)
+		return -EINVAL;
+	job->_flags = (uint8_t)((job->_flags & ~JF_USER) | flags);
+	return 0;
+}
+
+int tmo_job_set_release(struct tmo_job *job, tmo_job_release_cb release)
+{
+	int ret = check_settable(job);
+	if (ret)
+		return ret;
+	job->_release = release;
+	return 0;
+}
+
+int tmo_job_set_io(struct tmo_job *job, const void *in, size_t in_len, void *out, size_t out_cap)
+{
+	int ret = check_settable(job);
+	if (ret)
+		return ret;
+	if ((!in && in_len) || (!out && out_cap))
+		return -EINVAL;
+	job->_in = in;
+	job->_in_len = in_len;
+	job->_out = out;
+	job->_out_cap = out_cap;
+	return 0;
+}
+
+int tmo_job_start(struct tmo_pool *pool, struct tmo_job *job, int64_t deadline, tmo_job_cb cb)
+{
+	if (!pool || !pool->_state || !job || !cb || deadline < 0)
+		return -EINVAL;
+	if (!(job->_flags & JF_PREPARED) || !job->_fn)
+		return -EINVAL;
+	if (!job_idle(job))
+		return -EBUSY;
+	struct tmo__pool_state *p = pool->_state;
+	if (p->shutdown)
+		return -ESHUTDOWN;
+	if (job->_overrun == TMO_OVERRUN_INTERRUPT && !p->sig)
+		return -EOPNOTSUPP;
+	if (job->_overrun == TMO_OVERRUN_KILL && job->_in_len > p->limits.max_input)
+		return -EMSGSIZE;
+
+	bool expired = deadline != TMO_NEVER && deadline <= tmo_now();
+	bool room = true;
+	if (!expired) {
+		/* Only the loop's thread adds to the queue, so room seen here stays. */
+		pthread_mutex_lock(&p->lock);
+		room = p->queued < p->queue_size && !p->wait_head;
+		if (!room && !(job->_flags & TMO_JOB_WAIT))
+			p->stats.refused++;
+		pthread_mutex_unlock(&p->lock);
+		if (!room && !(job->_flags & TMO_JOB_WAIT))
+			return -EAGAIN;
+	}
+
+	job->_pool = p;
+	job->_cb = cb;
+	job->_deadline = deadline;
+	job->_res = 0;
+	job->_out_len = 0;
+	job->_worker = NULL;
+	job->_reported = 0;
+	job->_overran = 0;
+	job->_late = 0;
+	job->_flags &= (uint8_t)(JF_USER | JF_PREPARED);
+	job->_next = job->_prev = job->_done_next = NULL;
+	__atomic_store_n(&job->_cancel, 0, __ATOMIC_SEQ_CST);
+	p->busy_jobs++;
+	p->st->active++;
+	p->stats.started++;
+	need_attention(p);
+
+	if (expired) {
+		decide_unstarted(p, job, -ETIME);
+		return 0;
+	}
+	if (deadline != TMO_NEVER)
+		tmo__timer_arm(p->st, &job->_timer, deadline);
+	pthread_mutex_lock(&p->lock);
+	if (room) {
+		enqueue_locked(p, job);
+	} else {
+		set_job_state(job, J_WAITING);
+		job->_prev = p->wait_tail;
+		if (p->wait_tail)
+			p->wait_tail->_next = job;
+		else
+			p->wait_head = job;
+		p->wait_tail = job;
+		p->waiting++;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+int tmo_job_cancel(struct tmo_job *job)
+{
+	if (!job || !job->_pool)
+		return -EINVAL;
+	struct tmo__pool_state *p = job->_pool;
+	uint8_t state = job_state(job);
+
+	if (state == J_IDLE || state == J_DECIDED || job->_reported ||
+	    (job->_flags & JF_REPORT_PENDING))
+		return -EALREADY;
+	__atomic_store_n(&job->_cancel, 1, __ATOMIC_SEQ_CST);
+	if (state == J_WAITING) {
+		unlink_waiting(p, job);
+		decide_unstarted(p, job, -ECANCELED);
+		return 0;
+	}
+	pthread_mutex_lock(&p->lock);
+	state = job_state(job);
+	if (state == J_QUEUED) {
+		unlink_queued_locked(p, job);
+		pthread_mutex_unlock(&p->lock);
+		decide_unstarted(p, job, -ECANCELED);
+		return 0;
+	}
+	if (state != J_RUNNING) {
+		pthread_mutex_unlock(&p->lock);
+		return -EALREADY; /* finished: its result decides */
+	}
+	stop_running_locked(p, job);
+	overrun_locked(p, job);
+	pthread_mutex_unlock(&p->lock);
+	job->_flags |= JF_REPORT_PENDING;
+	tmo__timer_disarm(p->st, &job->_timer);
+	push_decided(p, job);
+	return 0;
+}
+
+bool tmo_job_busy(const struct tmo_job *job)
+{
+	return job && !job_idle(job);
+}
+
+int64_t tmo_job_deadline(const struct tmo_job *job)
+{
+	return job ? job->_deadline : TMO_NEVER;
+}
+
+bool tmo_job_cancelled(const struct tmo_job *job)
+{
+	if (!job)
+		return false;
+	return __atomic_load_n(&job->_cancel, __ATOMIC_RELAXED) ||
+	       (job->_deadline != TMO_NEVER && tmo_now() >= job->_deadline);
+}
+
+const void *tmo_job_input(const struct tmo_job *job, size_t *len)
+{
+	if (len)
+		*len = job ? job->_in_len : 0;
+	return job ? job->_in : NULL;
+}
+
+void *tmo_job_output(struct tmo_job *job, size_t *cap)
+{
+	if (cap)
+		*cap = job ? job->_out_cap : 0;
+	return job ? job->_out : NULL;
+}
+
+int tmo_job_set_output_len(struct tmo_job *job, size_t len)
+{
+	if (!job)
+		return -EINVAL;
+	if (len > job->_out_cap)
+		return -EMSGSIZE;
+	job->_out_len = len;
+	return 0;
+}
+
+size_t tmo_job_output_len(const struct tmo_job *job)
+{
+	return job ? job->_out_len : 0;
+}

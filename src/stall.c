@@ -1,0 +1,86 @@
+/*
+ * Stall reports: a callback that ran past the loop's threshold. While it ran the loop could
+ * not see deadlines pass; the report says which came due meanwhile and how late the loop sees
+ * them, and whether the kernel kept the linked ones on time regardless.
+ */
+#include "container.h"
+
+/* A heap walk visits at most this many due entries: a report must not turn into a stall. */
+#define MAX_VISITS 100000u
+#define STACK_DEPTH 256u
+
+bool tmo__op_cqe_is_kernel_timeout(const struct tmo_op *op, int32_t res, int64_t now)
+{
+	/* Only a linked timeout cancels a linked request the caller did not cancel, and it does
+	 * so at the deadline (see outcome() in op.c). */
+	res = tmo__user_errno(res);
+	return (op->_flags & TMO__F_LINKED) && !(op->_flags & (TMO__F_CANCEL | TMO__F_EXPIRED)) &&
+	       !(op->_flags & TMO__F_REPORTED) && (res == -ECANCELED || res == -EINTR) &&
+	       op->_deadline <= now;
+}
+
+/* Counts the loop-kept deadlines at or before `now`; the heap's order prunes the walk: a
+ * node's children are never earlier than the node. */
+static uint32_t count_due(const struct tmo__heap *heap, int64_t now, int64_t *earliest)
+{
+	const struct tmo__heap_node *stack[STACK_DEPTH];
+	unsigned depth = 0, visits = 0;
+	uint32_t due = 0;
+
+	if (heap->root && tmo__timer_of(heap->root)->when <= now)
+		stack[depth++] = heap->root;
+	while (depth && visits < MAX_VISITS) {
+		const struct tmo__heap_node *n = stack[--depth];
+		/* n is due; so may be its children (a sibling list). */
+		visits++;
+		due++;
+		int64_t when = ((const struct tmo__timer *)n)->when;
+		if (!*earliest || when < *earliest)
+			*earliest = when;
+		for (const struct tmo__heap_node *c = n->child; c; c = c->next) {
+			if (((const struct tmo__timer *)c)->when <= now && depth < STACK_DEPTH)
+				stack[depth++] = c;
+		}
+	}
+	return due;
+}
+
+void tmo__stall_report(struct tmo__loop_state *st, int64_t began, int64_t ended,
+		       enum tmo_stall_source source)
+{
+	struct tmo_stall report = {
+		.began = began,
+		.duration_ns = ended - began,
+		.source = source,
+		.kernel_enforced = st->mode == TMO_MODE_DEFAULT,
+	};
+	int64_t duration = ended - began;
+
+	st->stats.stalls++;
+	st->stats.stall_ns_total += (uint64_t)duration;
+	if ((uint64_t)duration > st->stats.stall_ns_max)
+		st->stats.stall_ns_max = (uint64_t)duration;
+
+	report.deadlines_due = count_due(&st->deadlines, ended, &report.earliest_due);
+	/* Completions of ops whose linked timeout fired: post what the kernel has (under
+	 * DEFER_TASKRUN its timeout work runs only now) and look without consuming. */
+	(void)io_uring_get_events(&st->ring);
+	struct io_uring_cqe *cqe;
+	unsigned head;
+	io_uring_for_each_cqe(&st->ring, head, cqe)
+	{
+		if ((cqe->user_data & TMO__TAG_MASK) != TMO__TAG_OP)
+			continue;
+		const struct tmo_op *op = tmo__op_of_user_data(cqe->user_data);
+		if (!tmo__op_cqe_is_kernel_timeout(op, cqe->res, ended))
+			continue;
+		report.kernel_timed_out++;
+		if (!report.earliest_due || op->_deadline < report.earliest_due)
+			report.earliest_due = op->_deadline;
+	}
+	report.deadlines_due += report.kernel_timed_out;
+	if (report.earliest_due)
+		report.late_ns = ended - report.earliest_due;
+	if (st->stall.hook)
+		st->stall.hook(st->stall.loop, &report, st->stall.data);
+}
