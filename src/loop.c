@@ -164,8 +164,8 @@ int tmo_loop_close(struct tmo_loop *loop)
 	if (!loop || !loop->_state)
 		return -EINVAL;
 	struct tmo__loop_state *st = tmo__state(loop);
-	if (st->active || st->running || st->current_scope)
-		return -EBUSY; /* work left, or a scope still entered */
+	if (st->active || st->running || st->current_scope || st->pools)
+		return -EBUSY; /* work left, a scope still entered, a pool still open */
 	io_uring_queue_exit(&st->ring);
 	free(st);
 	loop->_state = NULL;

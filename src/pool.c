@@ -902,6 +902,7 @@ int tmo_pool_init(struct tmo_pool *pool, struct tmo_loop *loop,
 		goto fail;
 	}
 	pool->_state = p;
+	st->pools++;
 	return 0;
 fail:
 	free_state(p);
@@ -963,6 +964,7 @@ int tmo_pool_close(struct tmo_pool *pool)
 		}
 	}
 	stop_threads(p);
+	p->st->pools--;
 	free_state(p);
 	pool->_state = NULL;
 	return 0;

@@ -175,9 +175,10 @@ struct tmo_loop {
 TMO_API int tmo_loop_init(struct tmo_loop *loop, const struct tmo_loop_options *options);
 
 /*
- * Tears the loop down. Returns 0, or -EBUSY (and changes nothing) while operations or groups
- * are still active, including ops the kernel has not yet released, or while a scope is entered:
- * run the loop until they finish (or cancel them and run it), exit the scopes. -EINVAL for
+ * Tears the loop down. Returns 0, or -EBUSY (and changes nothing) while operations, groups or
+ * pool jobs are still active, including ops the kernel has not yet released, while a scope is
+ * entered, or while a pool is open on it: run the loop until they finish (or cancel them and
+ * run it), exit the scopes, close the pools. -EINVAL for
  * NULL or a loop that is not initialised.
  */
 TMO_API int tmo_loop_close(struct tmo_loop *loop);
@@ -211,8 +212,9 @@ TMO_API int tmo_loop_submit(struct tmo_loop *loop);
 /* Makes the current or next tmo_loop_run* return after the callbacks in hand. */
 TMO_API void tmo_loop_stop(struct tmo_loop *loop);
 
-/* Work still active: operations started and not yet released by the kernel, and groups not
- * yet finished with members pending (0 for NULL). */
+/* Work still active: operations started and not yet released by the kernel, groups not yet
+ * finished with members pending, pool jobs not yet released and a pool's wake-up request while
+ * it is in the kernel (0 for NULL). */
 TMO_API uint32_t tmo_loop_active(const struct tmo_loop *loop);
 
 /* Whether the loop's kernel and ring have `feature` (false for NULL or out of range). */
