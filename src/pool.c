@@ -46,6 +46,7 @@
 #define DEFAULT_GRACE_NS TMO_NSEC_PER_SEC
 #define DEFAULT_CHANNEL (64u * 1024)
 #define MAX_CHANNEL (16u * 1024 * 1024)
+#define INTERRUPT_REPEAT_NS (5 * TMO_NSEC_PER_MSEC)
 
 enum job_state {
 	J_IDLE = 0,
@@ -54,6 +55,7 @@ enum job_state {
 	J_RUNNING,  /* a worker runs it */
 	J_FINISHED, /* its worker is done with it: on `done` or being delivered */
 	J_DECIDED,  /* never ran; its outcome waits on the decided list */
+	J_SKIPPED,  /* a worker found it past its deadline: never ran; the loop's timer reports */
 };
 
 /* Loop-side bits of job->_flags, above the caller's TMO_JOB_* flags. */
@@ -260,6 +262,9 @@ static int64_t run_in_thread(struct tmo_job *job, timer_t *timer)
 		memset(&its, 0, sizeof(its));
 		its.it_value.tv_sec = job->_deadline / TMO_NSEC_PER_SEC;
 		its.it_value.tv_nsec = job->_deadline % TMO_NSEC_PER_SEC;
+		/* Repeated until the function returns: a blocking call it begins just after a
+		 * signal (which then found nothing to interrupt) is interrupted by the next. */
+		its.it_interval.tv_nsec = INTERRUPT_REPEAT_NS;
 		timer_settime(*timer, TIMER_ABSTIME, &its, NULL);
 	}
 	return job->_fn(job);
@@ -298,6 +303,12 @@ static void *worker_main(void *arg)
 		if (!p->q_head)
 			break; /* quitting, nothing left */
 		struct tmo_job *job = pop_locked(p);
+		if (job->_deadline != TMO_NEVER && tmo_now() >= job->_deadline) {
+			/* Its deadline passed while it was queued; the loop has not seen it yet,
+			 * but will (the job's timer is due): it never runs. */
+			set_job_state(job, J_SKIPPED);
+			continue;
+		}
 		set_job_state(job, J_RUNNING);
 		job->_worker = w;
 		w->job = job;
@@ -592,10 +603,17 @@ void tmo__job_on_expired(struct tmo__loop_state *st, struct tmo_job *job)
 		deliver(p, job, -ETIME, true);
 		return;
 	}
-	if (state != J_QUEUED && state != J_RUNNING)
+	if (state != J_QUEUED && state != J_RUNNING && state != J_SKIPPED)
 		return;
 	pthread_mutex_lock(&p->lock);
 	state = job_state(job);
+	if (state == J_SKIPPED) {
+		pthread_mutex_unlock(&p->lock);
+		p->stats.expired_queued++;
+		deliver(p, job, -ETIME, true);
+		need_attention(p); /* room for a waiting job */
+		return;
+	}
 	if (state == J_QUEUED) {
 		unlink_queued_locked(p, job);
 		pthread_mutex_unlock(&p->lock);
@@ -1146,7 +1164,7 @@ int tmo_job_cancel(struct tmo_job *job)
 	struct tmo__pool_state *p = job->_pool;
 	uint8_t state = job_state(job);
 
-	if (state == J_IDLE || state == J_DECIDED || job->_reported ||
+	if (state == J_IDLE || state == J_DECIDED || state == J_SKIPPED || job->_reported ||
 	    (job->_flags & JF_REPORT_PENDING))
 		return -EALREADY;
 	__atomic_store_n(&job->_cancel, 1, __ATOMIC_SEQ_CST);

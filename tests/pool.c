@@ -662,6 +662,42 @@ static void queued_job_past_its_deadline_never_runs(void **state)
 	fx_pool_close(fx);
 }
 
+/*
+ * The loop thread is busy (not running the loop) when a queued job's deadline passes and the
+ * worker frees up: the worker, not the loop, is first to see the job after its deadline. It
+ * must not run it (regression: it ran it, and an interrupt job's signal came before the
+ * function blocked, so the function blocked its full length).
+ */
+static void job_taken_after_its_deadline_never_runs(void **state)
+{
+	struct fx *fx = *state;
+	struct tmo_pool_options opts = { .threads = 1, .max_threads = 1 };
+
+	fx_pool_init(fx, &opts);
+	struct job_rec *a = new_rec(fx), *b = new_rec(fx);
+	a->sleep_ns = U / 4;
+	b->sleep_ns = 4 * U;
+	assert_int_equal(tmo_job_set_overrun(&b->job, TMO_OVERRUN_INTERRUPT), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &a->job, TMO_NEVER, rec_cb), 0);
+	wait_running(fx, a);
+	int64_t deadline = tmo_now() + U / 10;
+	assert_int_equal(tmo_job_start(&fx->pool, &b->job, deadline, rec_cb), 0);
+	/* The loop thread is elsewhere while the deadline passes and the worker frees up. */
+	test_sleep_ms(U / 2 / TMO_NSEC_PER_MSEC);
+	run_all(fx);
+
+	assert_int_equal(b->cb_calls, 1);
+	assert_int_equal(b->cb_res, -ETIME);
+	assert_true(b->cb_at >= deadline);
+	assert_int_equal(atomic_load(&b->fn_calls), 0);
+	assert_int_equal(b->rel_calls, 0);
+	assert_false(tmo_job_busy(&b->job));
+	struct tmo_pool_stats st = pool_stats(fx);
+	assert_int_equal(st.ran, 1);
+	assert_int_equal(st.expired_queued, 1);
+	fx_pool_close(fx);
+}
+
 /* queue_size 2, one worker busy: the fourth job is refused with -EAGAIN and left idle. */
 static void full_queue_refuses_with_eagain(void **state)
 {
@@ -1266,6 +1302,7 @@ int main(void)
 		T(results_arrive_unchanged),
 		T(input_and_output_buffers),
 		T(queued_job_past_its_deadline_never_runs),
+		T(job_taken_after_its_deadline_never_runs),
 		T(full_queue_refuses_with_eagain),
 		T(waiting_job_runs_when_there_is_room),
 		T(cancel_queued_running_and_done_jobs),

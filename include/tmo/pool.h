@@ -21,7 +21,8 @@
  *                          The worker is tied up until it returns; the pool starts replacement
  *                          workers up to max_threads so that tied-up workers do not starve it.
  *   TMO_OVERRUN_INTERRUPT  as abandon, and at the deadline the worker thread gets a signal
- *                          (installed without SA_RESTART), so a blocking system call in the job
+ *                          (installed without SA_RESTART; repeated every 5 ms until the
+ *                          function returns), so a blocking system call in the job
  *                          (sleep, read, connect, a futex wait) returns EINTR and the worker is
  *                          free at once. A job that retries on EINTR, or computes without
  *                          making system calls, is not stopped: it should check
