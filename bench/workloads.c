@@ -4,9 +4,17 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <tmo/tmo.h>
@@ -881,4 +889,670 @@ void wl_scope_shift_destroy(struct wl_scope_shift *wl)
 	}
 	if (closed)
 		free(wl);
+}
+
+/* ---- Pool -------------------------------------------------------------------------------- */
+
+static char pool_why[256];
+
+const char *wl_pool_why(void)
+{
+	return pool_why;
+}
+
+void wl_pool_why_clear(void)
+{
+	pool_why[0] = 0;
+}
+
+static void why(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Notes the first failure's explanation since the workload's create. */
+static void why(const char *fmt, ...)
+{
+	if (pool_why[0])
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(pool_why, sizeof(pool_why), fmt, ap);
+	va_end(ap);
+}
+
+struct wl_samples {
+	int64_t *v;
+	uint64_t cap;
+	uint64_t count;
+	int64_t max;
+	uint64_t rng;
+};
+
+static int samples_init(struct wl_samples *s, uint64_t cap)
+{
+	s->v = malloc(cap * sizeof(s->v[0]));
+	if (!s->v)
+		return -ENOMEM;
+	s->cap = cap;
+	s->count = 0;
+	s->max = INT64_MIN;
+	s->rng = 0x9e3779b97f4a7c15u;
+	/* Touch every page now, so that the timed loop takes no page faults. */
+	memset(s->v, 0, cap * sizeof(s->v[0]));
+	return 0;
+}
+
+static void samples_reset(struct wl_samples *s)
+{
+	s->count = 0;
+	s->max = INT64_MIN;
+}
+
+static void samples_add(struct wl_samples *s, int64_t x)
+{
+	if (x > s->max)
+		s->max = x;
+	if (s->count < s->cap) {
+		s->v[s->count++] = x;
+		return;
+	}
+	/* Reservoir (algorithm R): sample number count + 1 replaces a kept one with probability
+	 * cap / (count + 1). xorshift64 is plenty for that. */
+	s->rng ^= s->rng << 13;
+	s->rng ^= s->rng >> 7;
+	s->rng ^= s->rng << 17;
+	uint64_t j = s->rng % (s->count + 1);
+	if (j < s->cap)
+		s->v[j] = x;
+	s->count++;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Nearest rank: the smallest sample with at least p of them at or below it. */
+static int64_t rank(const int64_t *v, uint64_t n, double p)
+{
+	uint64_t k = (uint64_t)(p * (double)n + 0.999999);
+
+	if (k < 1)
+		k = 1;
+	if (k > n)
+		k = n;
+	return v[k - 1];
+}
+
+static void samples_summary(struct wl_samples *s, struct wl_latency *lat)
+{
+	uint64_t n = s->count < s->cap ? s->count : s->cap;
+
+	qsort(s->v, n, sizeof(s->v[0]), cmp_i64);
+	lat->count = s->count;
+	lat->kept = n;
+	lat->p50 = n ? rank(s->v, n, 0.50) : 0;
+	lat->p99 = n ? rank(s->v, n, 0.99) : 0;
+	lat->max = n ? s->max : 0;
+}
+
+static void samples_free(struct wl_samples *s)
+{
+	free(s->v);
+	s->v = NULL;
+}
+
+int wl_pool_probe_futex(void)
+{
+	struct tmo_loop loop;
+	int ret = tmo_loop_init(&loop, NULL);
+
+	if (ret < 0)
+		return ret;
+	ret = tmo_loop_has_feature(&loop, TMO_FEAT_FUTEX_WAIT) ? 1 : 0;
+	tmo_loop_close(&loop);
+	return ret;
+}
+
+/* A loop with default options and a pool on it; on failure nothing is left open. */
+static int pool_open(struct tmo_loop *loop, struct tmo_pool *pool,
+		     const struct tmo_pool_options *options)
+{
+	int ret = tmo_loop_init(loop, NULL);
+
+	if (ret < 0)
+		return ret;
+	ret = tmo_pool_init(pool, loop, options);
+	if (ret < 0) {
+		why("tmo_pool_init: %d", ret);
+		tmo_loop_close(loop);
+	}
+	return ret;
+}
+
+/*
+ * Ends every job (shutdown: -ECANCELED for those still pending, which the workloads ignore
+ * once `stopping`), runs the loop until none of `jobs` is busy, closes pool and loop. Returns
+ * false if something could not be closed (then its memory must be left behind).
+ */
+static bool pool_close_all(struct tmo_loop *loop, struct tmo_pool *pool, struct tmo_job *jobs,
+			   uint32_t n)
+{
+	tmo_pool_shutdown(pool);
+	for (;;) {
+		bool busy = false;
+
+		for (uint32_t i = 0; i < n && !busy; i++)
+			busy = tmo_job_busy(&jobs[i]);
+		if (!busy)
+			break;
+		int ret = tmo_loop_run(loop, TMO_RUN_ONCE);
+		if (ret < 0)
+			return false;
+	}
+	if (tmo_pool_close(pool) < 0)
+		return false;
+	return tmo_loop_close(loop) == 0;
+}
+
+static int64_t noop_fn(struct tmo_job *job)
+{
+	(void)job;
+	return 0;
+}
+
+/* ---- PoolRoundTrip ----------------------------------------------------------------------- */
+
+struct wl_pool_rt {
+	struct tmo_loop loop;
+	struct tmo_pool pool;
+	struct tmo_job job;
+	bool seen;          /* the current job's callback fired */
+	int64_t res;        /* ... with this */
+	int64_t t0;         /* tmo_now() just before tmo_job_start */
+	struct wl_samples lat;
+};
+
+static void on_rt(struct tmo_job *job, int64_t res)
+{
+	int64_t t1 = tmo_now();
+	struct wl_pool_rt *wl = job->data;
+
+	wl->seen = true;
+	wl->res = res;
+	samples_add(&wl->lat, t1 - wl->t0);
+}
+
+int wl_pool_rt_create(struct wl_pool_rt **out, enum tmo_pool_wake wake, uint32_t threads)
+{
+	if (!out || !threads)
+		return -EINVAL;
+	pool_why[0] = 0;
+	struct wl_pool_rt *wl = calloc(1, sizeof(*wl));
+	if (!wl)
+		return -ENOMEM;
+	int ret = samples_init(&wl->lat, WL_POOL_SAMPLES);
+	if (ret < 0) {
+		free(wl);
+		return ret;
+	}
+	struct tmo_pool_options options = {.threads = threads, .wake = wake};
+	ret = pool_open(&wl->loop, &wl->pool, &options);
+	if (ret < 0) {
+		samples_free(&wl->lat);
+		free(wl);
+		return ret;
+	}
+	wl->job.data = wl;
+	*out = wl;
+	return 0;
+}
+
+int wl_pool_rt_run(struct wl_pool_rt *wl, uint64_t items)
+{
+	for (; items; items--) {
+		tmo_job_prep(&wl->job, noop_fn);
+		wl->seen = false;
+		wl->t0 = tmo_now();
+		int ret = tmo_job_start(&wl->pool, &wl->job, wl->t0 + WL_DEADLINE_NS, on_rt);
+		if (ret < 0) {
+			why("tmo_job_start: %d", ret);
+			return ret;
+		}
+		while (!wl->seen) {
+			ret = tmo_loop_run(&wl->loop, TMO_RUN_ONCE);
+			if (ret < 0)
+				return ret;
+			if (ret == 0 && !wl->seen) {
+				why("the loop has no work left but the job's callback never fired");
+				return -EPROTO;
+			}
+		}
+		if (wl->res != 0) {
+			why("a no-op job's callback saw %" PRId64 ", not 0", wl->res);
+			return wl->res < 0 ? (int)wl->res : -EPROTO;
+		}
+		if (tmo_job_busy(&wl->job)) {
+			why("the job is still busy after its callback fired with its result");
+			return -EPROTO;
+		}
+	}
+	return 0;
+}
+
+int wl_pool_rt_stats(const struct wl_pool_rt *wl, struct tmo_loop_stats *stats)
+{
+	return tmo_loop_get_stats(&wl->loop, stats);
+}
+
+int wl_pool_rt_pool_stats(const struct wl_pool_rt *wl, struct tmo_pool_stats *stats)
+{
+	return tmo_pool_get_stats(&wl->pool, stats);
+}
+
+void wl_pool_rt_reset(struct wl_pool_rt *wl)
+{
+	samples_reset(&wl->lat);
+}
+
+void wl_pool_rt_latency(struct wl_pool_rt *wl, struct wl_latency *lat)
+{
+	samples_summary(&wl->lat, lat);
+}
+
+void wl_pool_rt_destroy(struct wl_pool_rt *wl)
+{
+	if (!wl)
+		return;
+	if (!pool_close_all(&wl->loop, &wl->pool, &wl->job, 1))
+		return;
+	samples_free(&wl->lat);
+	free(wl);
+}
+
+/* ---- PoolFlood --------------------------------------------------------------------------- */
+
+struct wl_pool_flood {
+	struct tmo_loop loop;
+	struct tmo_pool pool;
+	bool stopping;      /* set by destroy: callbacks no longer restart or check */
+	int error;          /* first failure seen by a callback */
+	uint64_t completed; /* callbacks with 0 since create */
+	uint64_t target;    /* sum of the items asked of every run */
+	struct tmo_job jobs[WL_FLOOD_QUEUE];
+};
+
+static void on_flood(struct tmo_job *job, int64_t res);
+
+static int flood_start(struct wl_pool_flood *wl, struct tmo_job *job)
+{
+	tmo_job_prep(job, noop_fn);
+	return tmo_job_start(&wl->pool, job, tmo_deadline_in_ns(WL_DEADLINE_NS), on_flood);
+}
+
+static void on_flood(struct tmo_job *job, int64_t res)
+{
+	struct wl_pool_flood *wl = job->data;
+
+	if (wl->stopping)
+		return;
+	if (res != 0) {
+		why("a no-op job's callback saw %" PRId64 ", not 0", res);
+		if (!wl->error)
+			wl->error = res < 0 ? (int)res : -EPROTO;
+		return;
+	}
+	wl->completed++;
+	int ret = flood_start(wl, job);
+	if (ret < 0) {
+		why("tmo_job_start from the job's own callback: %d", ret);
+		if (!wl->error)
+			wl->error = ret;
+	}
+}
+
+int wl_pool_flood_create(struct wl_pool_flood **out, enum tmo_pool_wake wake, uint32_t threads)
+{
+	if (!out || !threads)
+		return -EINVAL;
+	pool_why[0] = 0;
+	struct wl_pool_flood *wl = calloc(1, sizeof(*wl));
+	if (!wl)
+		return -ENOMEM;
+	struct tmo_pool_options options = {
+		.threads = threads,
+		.queue_size = WL_FLOOD_QUEUE,
+		.wake = wake,
+	};
+	int ret = pool_open(&wl->loop, &wl->pool, &options);
+	if (ret < 0) {
+		free(wl);
+		return ret;
+	}
+	for (uint32_t i = 0; i < WL_FLOOD_QUEUE; i++)
+		wl->jobs[i].data = wl;
+	for (uint32_t i = 0; i < WL_FLOOD_QUEUE && !ret; i++) {
+		ret = flood_start(wl, &wl->jobs[i]);
+		if (ret < 0)
+			why("tmo_job_start of job %u of %u into an empty queue of %u: %d", i,
+			    WL_FLOOD_QUEUE, WL_FLOOD_QUEUE, ret);
+	}
+	if (ret < 0) {
+		wl_pool_flood_destroy(wl);
+		return ret;
+	}
+	*out = wl;
+	return 0;
+}
+
+int wl_pool_flood_run(struct wl_pool_flood *wl, uint64_t items)
+{
+	wl->target += items;
+	while (wl->completed < wl->target && !wl->error) {
+		int ret = tmo_loop_run(&wl->loop, TMO_RUN_ONCE);
+
+		if (ret < 0)
+			return ret;
+		if (ret == 0 && !wl->error) {
+			why("the loop has no work left with %u jobs restarting themselves",
+			    WL_FLOOD_QUEUE);
+			return -EPROTO;
+		}
+	}
+	return wl->error;
+}
+
+int wl_pool_flood_stats(const struct wl_pool_flood *wl, struct tmo_loop_stats *stats)
+{
+	return tmo_loop_get_stats(&wl->loop, stats);
+}
+
+int wl_pool_flood_pool_stats(const struct wl_pool_flood *wl, struct tmo_pool_stats *stats)
+{
+	return tmo_pool_get_stats(&wl->pool, stats);
+}
+
+uint64_t wl_pool_flood_completed(const struct wl_pool_flood *wl)
+{
+	return wl->completed;
+}
+
+void wl_pool_flood_destroy(struct wl_pool_flood *wl)
+{
+	if (!wl)
+		return;
+	wl->stopping = true;
+	if (!pool_close_all(&wl->loop, &wl->pool, wl->jobs, WL_FLOOD_QUEUE))
+		return;
+	free(wl);
+}
+
+/* ---- PoolHungTimeout --------------------------------------------------------------------- */
+
+struct wl_pool_hung {
+	struct tmo_loop loop;
+	struct tmo_pool pool;
+	struct tmo_job job;
+	enum tmo_overrun overrun;
+	int64_t deadline_ns;
+	_Atomic uint32_t gate;  /* abandon: the benchmark sets it to 1 to let the function return */
+	int64_t deadline;       /* the current job's */
+	_Atomic int64_t entered; /* tmo_now() when the function began (0: not yet), for errors */
+	int64_t cb_at;          /* tmo_now() in the callback */
+	int64_t rel_at;         /* tmo_now() in the release callback */
+	struct wl_hung_counts counts;
+	bool cb_seen, released;
+	int64_t res, late_res;
+	struct wl_samples late, freed;
+};
+
+static long futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
+}
+
+/*
+ * The hung function. Interrupt: waits on a word nobody changes, so only a signal (EINTR) ends
+ * the wait. Abandon: waits until the benchmark opens the gate. The one-second timeout is the
+ * backstop that lets it notice tmo_job_cancelled() if a signal was lost.
+ */
+static int64_t hung_fn(struct tmo_job *job)
+{
+	struct wl_pool_hung *wl = job->data;
+	const struct timespec second = {1, 0};
+
+	atomic_store(&wl->entered, tmo_now());
+
+	if (wl->overrun == TMO_OVERRUN_INTERRUPT) {
+		_Atomic uint32_t never = 0;
+
+		for (;;) {
+			if (futex_wait(&never, 0, &second) < 0 && errno == EINTR)
+				return -EINTR;
+			if (tmo_job_cancelled(job))
+				return WL_HUNG_POLLED;
+		}
+	}
+	while (atomic_load(&wl->gate) == 0)
+		futex_wait(&wl->gate, 0, &second); /* EAGAIN once the gate is open */
+	return 0;
+}
+
+static void hung_open_gate(struct wl_pool_hung *wl)
+{
+	atomic_store(&wl->gate, 1);
+	syscall(SYS_futex, &wl->gate, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void on_hung(struct tmo_job *job, int64_t res)
+{
+	int64_t now = tmo_now();
+	struct wl_pool_hung *wl = job->data;
+
+	wl->cb_seen = true;
+	wl->res = res;
+	wl->cb_at = now;
+	if (wl->overrun == TMO_OVERRUN_ABANDON)
+		hung_open_gate(wl);
+	/* Idle already: the job expired before a worker took it, and no release will follow. */
+	if (!tmo_job_busy(job))
+		tmo_loop_stop(&wl->loop);
+}
+
+static void on_hung_release(struct tmo_job *job, int64_t late_res)
+{
+	int64_t now = tmo_now();
+	struct wl_pool_hung *wl = job->data;
+
+	wl->released = true;
+	wl->late_res = late_res;
+	wl->rel_at = now;
+	tmo_loop_stop(&wl->loop);
+}
+
+static void on_hung_ready(struct tmo_job *job, int64_t res)
+{
+	struct wl_pool_hung *wl = job->data;
+
+	wl->cb_seen = true;
+	wl->res = res;
+}
+
+int wl_pool_hung_create(struct wl_pool_hung **out, enum tmo_overrun overrun, int64_t deadline_ns)
+{
+	if (!out || deadline_ns <= 0 ||
+	    (overrun != TMO_OVERRUN_INTERRUPT && overrun != TMO_OVERRUN_ABANDON))
+		return -EINVAL;
+	pool_why[0] = 0;
+	struct wl_pool_hung *wl = calloc(1, sizeof(*wl));
+	if (!wl)
+		return -ENOMEM;
+	wl->overrun = overrun;
+	wl->deadline_ns = deadline_ns;
+	int ret = samples_init(&wl->late, 1u << 16);
+	if (!ret)
+		ret = samples_init(&wl->freed, 1u << 16);
+	struct tmo_pool_options options = {.threads = 1};
+	if (!ret)
+		ret = pool_open(&wl->loop, &wl->pool, &options);
+	if (ret < 0) {
+		samples_free(&wl->late);
+		samples_free(&wl->freed);
+		free(wl);
+		return ret;
+	}
+	wl->job.data = wl;
+	/* One no-op job first, so that the worker is surely up and waiting when the first hung
+	 * job comes: a job still queued at its deadline would never run. */
+	tmo_job_prep(&wl->job, noop_fn);
+	wl->cb_seen = false;
+	ret = tmo_job_start(&wl->pool, &wl->job, tmo_deadline_in_ns(WL_DEADLINE_NS), on_hung_ready);
+	while (!ret && !wl->cb_seen) {
+		ret = tmo_loop_run(&wl->loop, TMO_RUN_ONCE);
+		if (ret == 0 && !wl->cb_seen)
+			ret = -EPROTO;
+		ret = ret > 0 ? 0 : ret;
+	}
+	if (!ret && wl->res != 0) {
+		why("a no-op job's callback saw %" PRId64 ", not 0", wl->res);
+		ret = wl->res < 0 ? (int)wl->res : -EPROTO;
+	}
+	if (ret < 0) {
+		wl_pool_hung_destroy(wl);
+		return ret;
+	}
+	*out = wl;
+	return 0;
+}
+
+/* One job, from start until its worker lets go (or, if it never ran, until its callback). */
+static int hung_attempt(struct wl_pool_hung *wl)
+{
+	tmo_job_prep(&wl->job, hung_fn);
+	int ret = tmo_job_set_overrun(&wl->job, wl->overrun);
+	if (!ret)
+		ret = tmo_job_set_release(&wl->job, on_hung_release);
+	if (ret < 0) {
+		why("tmo_job_set_overrun/set_release: %d", ret);
+		return ret;
+	}
+	atomic_store(&wl->gate, 0);
+	atomic_store(&wl->entered, 0);
+	wl->cb_seen = wl->released = false;
+	wl->deadline = tmo_now() + wl->deadline_ns;
+	ret = tmo_job_start(&wl->pool, &wl->job, wl->deadline, on_hung);
+	if (ret < 0) {
+		why("tmo_job_start: %d", ret);
+		return ret;
+	}
+	const int64_t backstop = wl->deadline + 5 * TMO_NSEC_PER_SEC;
+	while (!wl->released && !(wl->cb_seen && !tmo_job_busy(&wl->job))) {
+		if (tmo_now() >= backstop) {
+			why("no release 5 s after the deadline (callback %s)",
+			    wl->cb_seen ? "fired" : "not fired");
+			return -ETIMEDOUT;
+		}
+		ret = tmo_loop_run_until(&wl->loop, backstop);
+		if (ret < 0)
+			return ret;
+	}
+	if (!wl->cb_seen) {
+		why("the release callback fired before the completion callback");
+		return -EPROTO;
+	}
+	if (wl->res != -ETIME) {
+		why("a hung job's callback saw %" PRId64 ", not -ETIME (%d)", wl->res, -ETIME);
+		return wl->res < 0 ? (int)wl->res : -EPROTO;
+	}
+	if (tmo_job_busy(&wl->job)) {
+		why("the job is still busy after its release callback");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int wl_pool_hung_run(struct wl_pool_hung *wl, uint64_t items)
+{
+	while (items) {
+		int ret = hung_attempt(wl);
+		if (ret < 0)
+			return ret;
+		const int64_t entered = atomic_load(&wl->entered);
+		if (!wl->released) {
+			/* Expired in the queue: it never ran, as documented. Not a hung worker. */
+			if (entered) {
+				why("no release, yet the function ran");
+				return -EPROTO;
+			}
+			wl->counts.expired_queued++;
+			continue;
+		}
+		if (!entered) {
+			why("a release (%" PRId64 "), yet the function never ran", wl->late_res);
+			return -EPROTO;
+		}
+		if (entered >= wl->deadline) {
+			/* The worker began the function only after its deadline: not a worker hung at
+			 * its deadline either. Under interrupt, note whether the signal still ended the
+			 * wait (the worker's timer fires at once; its signal may land before the
+			 * function blocks). */
+			wl->counts.began_late++;
+			if (wl->overrun == TMO_OVERRUN_INTERRUPT && wl->late_res != -EINTR)
+				wl->counts.lost_interrupts++;
+			continue;
+		}
+		const int64_t want = wl->overrun == TMO_OVERRUN_INTERRUPT ? -EINTR : 0;
+		if (wl->late_res != want) {
+			if (wl->late_res == WL_HUNG_POLLED)
+				why("the interrupt signal did not end the job's futex wait, begun "
+				    "%" PRId64 " ns before the deadline; the function noticed "
+				    "tmo_job_cancelled() after its 1 s timeout",
+				    wl->deadline - entered);
+			else
+				why("the release saw %" PRId64 ", not %" PRId64, wl->late_res, want);
+			return -EPROTO;
+		}
+		samples_add(&wl->late, wl->cb_at - wl->deadline);
+		samples_add(&wl->freed, wl->rel_at - wl->deadline);
+		wl->counts.measured++;
+		items--;
+	}
+	return 0;
+}
+
+void wl_pool_hung_get_counts(const struct wl_pool_hung *wl, struct wl_hung_counts *counts)
+{
+	*counts = wl->counts;
+}
+
+int wl_pool_hung_pool_stats(const struct wl_pool_hung *wl, struct tmo_pool_stats *stats)
+{
+	return tmo_pool_get_stats(&wl->pool, stats);
+}
+
+void wl_pool_hung_reset(struct wl_pool_hung *wl)
+{
+	samples_reset(&wl->late);
+	samples_reset(&wl->freed);
+	memset(&wl->counts, 0, sizeof(wl->counts));
+}
+
+void wl_pool_hung_latency(struct wl_pool_hung *wl, struct wl_latency *late,
+			  struct wl_latency *freed)
+{
+	samples_summary(&wl->late, late);
+	samples_summary(&wl->freed, freed);
+}
+
+void wl_pool_hung_destroy(struct wl_pool_hung *wl)
+{
+	if (!wl)
+		return;
+	/* A failed run may have left the function waiting at its gate (abandon). */
+	hung_open_gate(wl);
+	if (!pool_close_all(&wl->loop, &wl->pool, &wl->job, 1))
+		return;
+	samples_free(&wl->late);
+	samples_free(&wl->freed);
+	free(wl);
 }

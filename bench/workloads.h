@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <tmo/pool.h>
 #include <tmo/tmo.h>
 
 #ifdef __cplusplus
@@ -131,6 +132,113 @@ int wl_scope_shift_stats(const struct wl_scope_shift *wl, struct tmo_loop_stats 
 /* 0 if every read is still pending in the scope and nothing has completed since create. */
 int wl_scope_shift_check(const struct wl_scope_shift *wl);
 void wl_scope_shift_destroy(struct wl_scope_shift *wl);
+
+/* ---- Pool -------------------------------------------------------------------------------- */
+
+/*
+ * Latency samples of the pool workloads, in ns. Each series keeps up to `cap` samples in an
+ * array allocated at create (a uniform reservoir sample beyond that, so a long run costs no
+ * memory while timed); the maximum is exact over every sample. Percentiles are nearest-rank
+ * over the kept samples, sorted once at the end.
+ */
+#define WL_POOL_SAMPLES (1u << 20)
+
+struct wl_latency {
+	uint64_t count;  /* samples taken since the last reset */
+	uint64_t kept;   /* ... of which in the array (= count up to its capacity) */
+	int64_t p50;
+	int64_t p99;
+	int64_t max;
+};
+
+/*
+ * Why the last pool workload call failed, beyond its errno ("" if it said nothing): what was
+ * expected and what came instead (a job's result, a release's late result, a count). The
+ * benchmarks run one at a time, so one buffer serves them all.
+ */
+const char *wl_pool_why(void);
+void wl_pool_why_clear(void);
+
+/* 1 if a loop on this kernel has TMO_FEAT_FUTEX_WAIT, 0 if not, or tmo_loop_init's error. */
+int wl_pool_probe_futex(void);
+
+/*
+ * PoolRoundTrip: a pool of `threads` workers waking the loop by `wake`, and one job whose
+ * function returns 0 at once, started with a deadline WL_DEADLINE_NS ahead (never fires).
+ * One item is one round trip: tmo_now() just before tmo_job_start, the loop run (TMO_RUN_ONCE)
+ * until the job's callback has fired, tmo_now() in the callback; the difference is the
+ * sample. Every callback must see 0 and the job must be idle once it fired.
+ * wl_pool_rt_reset drops the samples so far (after a warm-up); wl_pool_rt_latency sorts them.
+ */
+struct wl_pool_rt;
+
+int wl_pool_rt_create(struct wl_pool_rt **out, enum tmo_pool_wake wake, uint32_t threads);
+int wl_pool_rt_run(struct wl_pool_rt *wl, uint64_t items);
+int wl_pool_rt_stats(const struct wl_pool_rt *wl, struct tmo_loop_stats *stats);
+int wl_pool_rt_pool_stats(const struct wl_pool_rt *wl, struct tmo_pool_stats *stats);
+void wl_pool_rt_reset(struct wl_pool_rt *wl);
+void wl_pool_rt_latency(struct wl_pool_rt *wl, struct wl_latency *lat);
+void wl_pool_rt_destroy(struct wl_pool_rt *wl);
+
+/*
+ * PoolFlood: a pool of `threads` workers waking the loop by `wake`, its queue of
+ * WL_FLOOD_QUEUE kept full: as many no-op jobs (function returning 0 at once, deadline
+ * WL_DEADLINE_NS ahead), each restarted from its own callback. One item is one job completed
+ * (its callback fired with 0). Items are counted across calls as in PingPong;
+ * wl_pool_flood_completed gives the exact count since create.
+ */
+#define WL_FLOOD_QUEUE 1024
+
+struct wl_pool_flood;
+
+int wl_pool_flood_create(struct wl_pool_flood **out, enum tmo_pool_wake wake, uint32_t threads);
+int wl_pool_flood_run(struct wl_pool_flood *wl, uint64_t items);
+int wl_pool_flood_stats(const struct wl_pool_flood *wl, struct tmo_loop_stats *stats);
+int wl_pool_flood_pool_stats(const struct wl_pool_flood *wl, struct tmo_pool_stats *stats);
+uint64_t wl_pool_flood_completed(const struct wl_pool_flood *wl);
+void wl_pool_flood_destroy(struct wl_pool_flood *wl);
+
+/*
+ * PoolHungTimeout: a pool of one worker (default wake-up) and one job whose function hangs:
+ * it waits on a futex word nobody changes (TMO_OVERRUN_INTERRUPT: until the pool's signal
+ * interrupts the wait; the function then returns -EINTR), or on a gate that the benchmark
+ * opens from the -ETIME callback (TMO_OVERRUN_ABANDON: the function then returns 0). Either
+ * way it re-checks tmo_job_cancelled() once a second, as a backstop that a measured item never
+ * uses (it returns WL_HUNG_POLLED then, which fails the run).
+ *
+ * One item is one job started with a deadline `deadline_ns` ahead, its function begun before
+ * that deadline (a worker hung at its deadline), and the loop run until its release callback.
+ * Two samples per item, both relative to the deadline: `late`, when the callback saw -ETIME
+ * (tmo_now() in it), and `free`, when the release callback saw the worker let go. The callback
+ * must see -ETIME, the release -EINTR (interrupt) or 0 (abandon); a release later than 5 s
+ * past the deadline fails the run with -ETIMEDOUT.
+ *
+ * Jobs that were not running at their deadline are not items: their callback must still see
+ * -ETIME, and they are counted (wl_hung_counts) and replaced by another job. They happen when
+ * the worker took the job more than `deadline_ns` after its start (scheduling delays): either
+ * the loop expired it in the queue (documented: it never runs), or the worker began it after
+ * its deadline.
+ */
+struct wl_hung_counts {
+	uint64_t measured;        /* items: hung at their deadline, released as required */
+	uint64_t expired_queued;  /* still queued at the deadline: never ran, no release */
+	uint64_t began_late;      /* begun by the worker after the deadline */
+	uint64_t lost_interrupts; /* ... of which (interrupt) the signal did not end the wait */
+};
+
+#define WL_HUNG_DEADLINE_NS TMO_NSEC_PER_MSEC
+#define WL_HUNG_POLLED 1
+
+struct wl_pool_hung;
+
+int wl_pool_hung_create(struct wl_pool_hung **out, enum tmo_overrun overrun, int64_t deadline_ns);
+int wl_pool_hung_run(struct wl_pool_hung *wl, uint64_t items);
+int wl_pool_hung_pool_stats(const struct wl_pool_hung *wl, struct tmo_pool_stats *stats);
+void wl_pool_hung_reset(struct wl_pool_hung *wl);
+void wl_pool_hung_get_counts(const struct wl_pool_hung *wl, struct wl_hung_counts *counts);
+void wl_pool_hung_latency(struct wl_pool_hung *wl, struct wl_latency *late,
+			  struct wl_latency *freed);
+void wl_pool_hung_destroy(struct wl_pool_hung *wl);
 
 #ifdef __cplusplus
 }
