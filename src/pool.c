@@ -128,10 +128,16 @@ static pthread_mutex_t handlers_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t handler_refs[NSIG];
 static struct sigaction handler_saved[NSIG];
 
-/* Does nothing: its only purpose is that a blocking system call returns EINTR. */
+/* Signals this worker received for its current job (reset per job). Initial-exec TLS: a
+ * signal handler must not be the first to touch a thread's dynamic TLS. */
+static _Thread_local volatile sig_atomic_t interrupts_received
+	__attribute__((tls_model("initial-exec")));
+
+/* Its purpose is that a blocking system call returns EINTR; it only counts. */
 static void on_interrupt(int sig)
 {
 	(void)sig;
+	interrupts_received = interrupts_received + 1;
 }
 
 static int handler_acquire(int sig)
@@ -323,24 +329,19 @@ static void *worker_main(void *arg)
 
 		uint8_t overrun = job->_overrun;
 		int64_t res;
+		interrupts_received = 0;
 		if (overrun == TMO_OVERRUN_KILL) {
 			struct tmo__helper_events ev = { 0 };
-			uint32_t had = w->helper.pid != 0;
 			res = tmo__helper_run(&w->helper, &p->limits, job, &ev);
 			stat_add(&p->helpers_started, ev.started);
 			stat_add(&p->helpers_killed, ev.killed);
 			stat_add(&p->helpers_sigkilled, ev.sigkilled);
-			uint32_t has = w->helper.pid != 0;
-			if (has != had)
-				__atomic_fetch_add(&p->helpers_alive, has - had, __ATOMIC_RELAXED);
 		} else {
 			res = run_in_thread(job, overrun == TMO_OVERRUN_INTERRUPT && has_timer ? &timer
 											       : NULL);
 		}
 		/* A result that came after the deadline does not beat it (see on_finished). */
 		job->_late = job->_deadline != TMO_NEVER && tmo_now() >= job->_deadline;
-		if (job->_late && overrun == TMO_OVERRUN_INTERRUPT && res == -EINTR)
-			stat_add(&p->interrupts, 1); /* its own timer's signal */
 
 		pthread_mutex_lock(&p->lock);
 		set_job_state(job, J_FINISHED);
@@ -366,6 +367,8 @@ static void *worker_main(void *arg)
 			} else {
 				syscall(SYS_getpid);
 			}
+			if (interrupts_received)
+				stat_add(&p->interrupts, 1);
 		} else if (overrun == TMO_OVERRUN_KILL) {
 			uint64_t v;
 			/* A cancel's wake for this job, if any, must not hit the next one. */
@@ -390,12 +393,7 @@ static void *worker_main(void *arg)
 	w->state = W_EXITED;
 	pthread_mutex_unlock(&p->lock);
 
-	if (w->helper.pid) {
-		tmo__helper_stop(&w->helper);
-		__atomic_fetch_sub(&p->helpers_alive, 1, __ATOMIC_RELAXED);
-	} else {
-		tmo__helper_stop(&w->helper);
-	}
+	tmo__helper_stop(&w->helper, &p->limits);
 	if (has_timer)
 		timer_delete(timer);
 	return NULL;
@@ -428,7 +426,7 @@ static int spawn_locked(struct tmo__pool_state *p)
 	ret = pthread_create(&w->thread, NULL, worker_main, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ret) {
-		tmo__helper_stop(&w->helper);
+		tmo__helper_stop(&w->helper, &p->limits);
 		return -ret;
 	}
 	w->state = W_ALIVE;
@@ -573,8 +571,7 @@ static void stop_running_locked(struct tmo__pool_state *p, struct tmo_job *job)
 
 	__atomic_store_n(&job->_cancel, 1, __ATOMIC_SEQ_CST);
 	if (job->_overrun == TMO_OVERRUN_INTERRUPT && p->sig) {
-		syscall(SYS_tgkill, getpid(), w->tid, p->sig);
-		stat_add(&p->interrupts, 1);
+		syscall(SYS_tgkill, getpid(), w->tid, p->sig); /* counted by the worker */
 	} else if (job->_overrun == TMO_OVERRUN_KILL) {
 		uint64_t one = 1;
 		ssize_t n = write(w->helper.wake_fd, &one, sizeof(one));
@@ -821,6 +818,7 @@ static int check_options(const struct tmo_pool_options *o, struct tmo__loop_stat
 	p->limits.kill_grace_ns = o->kill_grace_ns ? o->kill_grace_ns : DEFAULT_GRACE_NS;
 	p->limits.max_input = o->max_input ? o->max_input : DEFAULT_CHANNEL;
 	p->limits.max_output = o->max_output ? o->max_output : DEFAULT_CHANNEL;
+	p->limits.alive = &p->helpers_alive;
 	switch (o->wake) {
 	case TMO_POOL_WAKE_AUTO:
 		p->wake = tmo__has(st, TMO_FEAT_FUTEX_WAIT) ? TMO_POOL_WAKE_FUTEX

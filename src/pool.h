@@ -24,10 +24,12 @@ struct tmo__helper {
 	size_t out_len;
 };
 
-/* Limits the helper side needs, copied from the pool's options. */
+/* Limits the helper side needs, copied from the pool's options, and the pool's gauge of
+ * helper processes alive (atomic: every worker updates it as it forks and reaps). */
 struct tmo__helper_limits {
 	uint32_t max_input, max_output;
 	int64_t kill_grace_ns;
+	uint32_t *alive;
 };
 
 /* What the helper code reports back to pool.c's counters. */
@@ -46,7 +48,7 @@ int64_t tmo__helper_run(struct tmo__helper *helper, const struct tmo__helper_lim
 			struct tmo_job *job, struct tmo__helper_events *events);
 
 /* Kills (SIGKILL) and reaps an idle helper, closes its fds, frees its buffer. */
-void tmo__helper_stop(struct tmo__helper *helper);
+void tmo__helper_stop(struct tmo__helper *helper, const struct tmo__helper_limits *limits);
 
 /* Sets up an empty helper: no process yet; creates the wake eventfd. 0 or -errno. */
 int tmo__helper_init(struct tmo__helper *helper);

@@ -86,8 +86,14 @@ static int send_full(int fd, const void *buf, size_t len)
 
 /* ---- inside the helper -------------------------------------------------------------------- */
 
+/*
+ * Runs in the child. `in` and `out` were allocated by the worker before the fork: a child of a
+ * multithreaded process must not call malloc (another thread may have held the allocator's
+ * lock at the fork; seen with ASan's allocator), so nothing here allocates.
+ */
 static __attribute__((noreturn)) void helper_main(int chan, pid_t parent,
-						  const struct tmo__helper_limits *limits)
+						  const struct tmo__helper_limits *limits, char *in,
+						  char *out)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
@@ -111,10 +117,6 @@ static __attribute__((noreturn)) void helper_main(int chan, pid_t parent,
 	}
 	syscall(SYS_close_range, 4u, ~0u, 0u);
 
-	char *in = malloc(limits->max_input ? limits->max_input : 1);
-	char *out = malloc(limits->max_output ? limits->max_output : 1);
-	if (!in || !out)
-		_exit(127);
 	for (;;) {
 		struct request rq;
 		if (read_full(chan, &rq, sizeof(rq)))
@@ -154,20 +156,28 @@ static int spawn(struct tmo__helper *h, const struct tmo__helper_limits *limits,
 		 struct tmo__helper_events *events)
 {
 	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+	/* The child's buffers: its copy of this allocation is its own after the fork. */
+	char *child_in = malloc(limits->max_input ? limits->max_input : 1);
+	if (!child_in)
+		return -ENOMEM;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		free(child_in);
 		return -errno;
+	}
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		int err = -errno;
 		close(sv[0]);
 		close(sv[1]);
+		free(child_in);
 		return err;
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		helper_main(sv[1], parent, limits);
+		helper_main(sv[1], parent, limits, child_in, h->out);
 	}
+	free(child_in);
 	close(sv[1]);
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
@@ -182,6 +192,7 @@ static int spawn(struct tmo__helper *h, const struct tmo__helper_limits *limits,
 	h->pidfd = pidfd;
 	h->chan = sv[0];
 	events->started++;
+	__atomic_fetch_add(limits->alive, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -211,7 +222,7 @@ static bool wait_exit(struct tmo__helper *h, int64_t ns)
 }
 
 /* The helper is gone or going: reap it and close its fds. */
-static void reap(struct tmo__helper *h)
+static void reap(struct tmo__helper *h, const struct tmo__helper_limits *limits)
 {
 	while (waitpid(h->pid, NULL, 0) < 0 && errno == EINTR)
 		;
@@ -220,6 +231,7 @@ static void reap(struct tmo__helper *h)
 	close(h->chan);
 	h->pidfd = h->chan = -1;
 	h->pid = 0;
+	__atomic_fetch_sub(limits->alive, 1, __ATOMIC_RELAXED);
 }
 
 static void kill_helper(struct tmo__helper *h, const struct tmo__helper_limits *limits,
@@ -232,15 +244,15 @@ static void kill_helper(struct tmo__helper *h, const struct tmo__helper_limits *
 		events->sigkilled++;
 		wait_exit(h, -1);
 	}
-	reap(h);
+	reap(h, limits);
 }
 
-void tmo__helper_stop(struct tmo__helper *h)
+void tmo__helper_stop(struct tmo__helper *h, const struct tmo__helper_limits *limits)
 {
 	if (h->pid) {
 		kill(h->pid, SIGKILL);
 		wait_exit(h, -1);
-		reap(h);
+		reap(h, limits);
 	}
 	if (h->wake_fd >= 0)
 		close(h->wake_fd);
@@ -284,7 +296,7 @@ int64_t tmo__helper_run(struct tmo__helper *h, const struct tmo__helper_limits *
 		/* The idle helper died (killed from outside): one fresh try. */
 		kill(h->pid, SIGKILL);
 		wait_exit(h, -1);
-		reap(h);
+		reap(h, limits);
 		ret = spawn(h, limits, events);
 		if (!ret)
 			ret = send_request(h, job);
@@ -328,7 +340,7 @@ int64_t tmo__helper_run(struct tmo__helper *h, const struct tmo__helper_limits *
 			/* It died (EOF), or broke the protocol: either way it is done for. */
 			kill(h->pid, SIGKILL);
 			wait_exit(h, -1);
-			reap(h);
+			reap(h, limits);
 			spawn(h, limits, events);
 			return -ECHILD;
 		}

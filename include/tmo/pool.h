@@ -148,7 +148,7 @@ struct tmo_pool_stats {
 	uint64_t cancelled;        /* ... of which -ECANCELED */
 	uint64_t refused;          /* tmo_job_start calls refused with -EAGAIN (queue full) */
 	uint64_t replacements;     /* workers started to replace tied-up ones */
-	uint64_t interrupts;       /* interrupt signals sent (kernel timer or cancel) */
+	uint64_t interrupts;       /* interrupt jobs whose worker got the signal (deadline or cancel) */
 	uint64_t helpers_started;  /* helper processes forked */
 	uint64_t helpers_killed;   /* ... killed at a deadline or cancel (SIGTERM) */
 	uint64_t helpers_sigkilled; /* ... of which needed SIGKILL after the grace period */
