@@ -155,6 +155,7 @@ struct tmo__loop_state {
 	/* Pools with work for the loop outside a completion: outcomes decided by a start, a
 	 * cancel or a shutdown, a wake-up request that found no SQE (pool.c). */
 	struct tmo__pool_state *pools_attention;
+	struct tmo__pool_state *pools_serving; /* taken off pools_attention, being served now */
 	uint32_t pools;          /* pools attached: the loop cannot close under them */
 	struct {
 		int64_t threshold;      /* 0: not watching */

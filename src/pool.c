@@ -72,6 +72,8 @@ struct worker {
 	struct tmo__pool_state *pool;
 	pthread_t thread;
 	pid_t tid;
+	timer_t timer;       /* signals this thread (interrupt jobs); valid if has_timer */
+	bool has_timer;
 	struct tmo_job *job; /* under lock */
 	uint8_t state;       /* under lock */
 	struct tmo__helper helper;
@@ -300,6 +302,8 @@ static void *worker_main(void *arg)
 	}
 
 	pthread_mutex_lock(&p->lock);
+	w->timer = timer;
+	w->has_timer = has_timer; /* the loop arms it, under the lock, to cancel a job */
 	for (;;) {
 		while (!p->q_head && !p->quit) {
 			p->sleepers++;
@@ -349,8 +353,12 @@ static void *worker_main(void *arg)
 		bool overran = job->_overran;
 		if (overran)
 			p->tied_up--;
-		/* A worker freed from an overrun leaves if replacements took its place. */
-		bool retire = overran && p->alive > p->threads;
+		/* A worker freed from an overrun leaves if replacements took its place: if, without
+		 * it, `threads` workers are still free of overruns. Counted now, under the lock, so
+		 * that workers freed together do not all leave. */
+		bool retire = overran && p->alive - p->tied_up > p->threads;
+		if (retire)
+			p->alive--;
 		pthread_mutex_unlock(&p->lock);
 
 		if (overrun == TMO_OVERRUN_INTERRUPT) {
@@ -374,7 +382,7 @@ static void *worker_main(void *arg)
 			/* A cancel's wake for this job, if any, must not hit the next one. */
 			while (read(w->helper.wake_fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
 				;
-			if (!overran && w->helper.out_len) {
+			if (!overran && !job->_late && w->helper.out_len) {
 				size_t n = w->helper.out_len < job->_out_cap ? w->helper.out_len
 									     : job->_out_cap;
 				memcpy(job->_out, w->helper.out, n);
@@ -385,10 +393,8 @@ static void *worker_main(void *arg)
 		post_done(p, job); /* the job belongs to the loop again from here */
 
 		pthread_mutex_lock(&p->lock);
-		if (retire) {
-			p->alive--;
+		if (retire)
 			break;
-		}
 	}
 	w->state = W_EXITED;
 	pthread_mutex_unlock(&p->lock);
@@ -570,7 +576,16 @@ static void stop_running_locked(struct tmo__pool_state *p, struct tmo_job *job)
 	struct worker *w = job->_worker;
 
 	__atomic_store_n(&job->_cancel, 1, __ATOMIC_SEQ_CST);
-	if (job->_overrun == TMO_OVERRUN_INTERRUPT && p->sig) {
+	if (job->_overrun == TMO_OVERRUN_INTERRUPT && w->has_timer) {
+		/* The worker's own timer, fired now and then every 5 ms as at a deadline: one
+		 * signal could land while the function computes and interrupt nothing. The
+		 * worker disarms it after the job, and we arm it only while the job runs. */
+		struct itimerspec now;
+		memset(&now, 0, sizeof(now));
+		now.it_value.tv_nsec = 1;
+		now.it_interval.tv_nsec = INTERRUPT_REPEAT_NS;
+		timer_settime(w->timer, 0, &now, NULL);
+	} else if (job->_overrun == TMO_OVERRUN_INTERRUPT && p->sig) {
 		syscall(SYS_tgkill, getpid(), w->tid, p->sig); /* counted by the worker */
 	} else if (job->_overrun == TMO_OVERRUN_KILL) {
 		uint64_t one = 1;
@@ -716,10 +731,18 @@ static int arm_wake(struct tmo__pool_state *p)
 	struct tmo__loop_state *st = p->st;
 	uint32_t seen = __atomic_load_n(&p->futex_word, __ATOMIC_SEQ_CST);
 
-	/* A worker that pushes after this check bumps the futex word first, so the wait below
-	 * (which expects `seen`) completes at once; eventfd counts keep any write. */
+	/* A worker that pushes (or makes room) after this check bumps the futex word first, so
+	 * the wait below (which expects `seen`) completes at once; eventfd counts keep any
+	 * write. */
 	if (p->wake == TMO_POOL_WAKE_FUTEX && __atomic_load_n(&p->done, __ATOMIC_SEQ_CST))
 		return 0;
+	if (p->wait_head) {
+		pthread_mutex_lock(&p->lock);
+		bool room = p->queued < p->queue_size;
+		pthread_mutex_unlock(&p->lock);
+		if (room)
+			return 0;
+	}
 	struct io_uring_sqe *sqe = tmo__get_sqes(st, 1);
 	if (!sqe)
 		return -1;
@@ -743,16 +766,19 @@ static void service(struct tmo__pool_state *p)
 	p->dispatching++;
 	while (p->decided_head)
 		deliver_decided(p);
-	if (p->wait_head)
-		promote_waiters(p);
-	while (p->busy_jobs && !p->wake_in_flight) {
+	for (;;) {
+		if (p->wait_head)
+			promote_waiters(p);
+		if (!p->busy_jobs || p->wake_in_flight)
+			break;
 		int armed = arm_wake(p);
 		if (armed < 0) {
 			need_attention(p); /* no SQE: retry on the next pass */
 			break;
 		}
-		if (armed == 0)
-			drain(p);
+		if (armed > 0)
+			break;
+		drain(p); /* results or room came first */
 	}
 	if (!p->busy_jobs && p->wake_in_flight && !p->wake_cancel_sent) {
 		struct io_uring_sqe *sqe = tmo__get_sqes(p->st, 1);
@@ -770,15 +796,17 @@ static void service(struct tmo__pool_state *p)
 
 void tmo__pools_service(struct tmo__loop_state *st)
 {
-	struct tmo__pool_state *p = st->pools_attention;
-
+	/* One pass over the pools that asked so far; those asking meanwhile wait for the next.
+	 * The list being served lives in the loop, not here: a callback may close a pool that
+	 * is still on it (tmo_pool_close unlinks it from both lists). */
+	st->pools_serving = st->pools_attention;
 	st->pools_attention = NULL;
-	while (p) {
-		struct tmo__pool_state *next = p->attention_next;
+	while (st->pools_serving) {
+		struct tmo__pool_state *p = st->pools_serving;
+		st->pools_serving = p->attention_next;
 		p->on_attention = false;
 		p->attention_next = NULL;
 		service(p);
-		p = next;
 	}
 }
 
@@ -971,12 +999,14 @@ int tmo_pool_close(struct tmo_pool *pool)
 	struct tmo__pool_state *p = pool->_state;
 	if (running_in == p || p->busy_jobs || p->wake_in_flight || p->dispatching)
 		return -EBUSY;
-	/* Off the loop's list of pools to serve. */
-	for (struct tmo__pool_state **link = &p->st->pools_attention; *link;
-	     link = &(*link)->attention_next) {
-		if (*link == p) {
-			*link = p->attention_next;
-			break;
+	/* Off the loop's lists of pools to serve. */
+	struct tmo__pool_state **lists[] = { &p->st->pools_attention, &p->st->pools_serving };
+	for (unsigned i = 0; i < 2; i++) {
+		for (struct tmo__pool_state **link = lists[i]; *link; link = &(*link)->attention_next) {
+			if (*link == p) {
+				*link = p->attention_next;
+				break;
+			}
 		}
 	}
 	stop_threads(p);

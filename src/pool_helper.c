@@ -33,6 +33,9 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
@@ -196,6 +199,13 @@ static int spawn(struct tmo__helper *h, const struct tmo__helper_limits *limits,
 	return 0;
 }
 
+/* Signals the helper through its pidfd: if the program reaps children itself, a pid could be
+ * reused by then; the pidfd names this process only. */
+static void signal_helper(struct tmo__helper *h, int sig)
+{
+	syscall(SYS_pidfd_send_signal, h->pidfd, sig, NULL, 0);
+}
+
 /* Waits up to `ns` (negative: for ever) for the helper to exit. */
 static bool wait_exit(struct tmo__helper *h, int64_t ns)
 {
@@ -237,10 +247,10 @@ static void reap(struct tmo__helper *h, const struct tmo__helper_limits *limits)
 static void kill_helper(struct tmo__helper *h, const struct tmo__helper_limits *limits,
 			struct tmo__helper_events *events)
 {
-	kill(h->pid, SIGTERM);
+	signal_helper(h, SIGTERM);
 	events->killed++;
 	if (!wait_exit(h, limits->kill_grace_ns)) {
-		kill(h->pid, SIGKILL);
+		signal_helper(h, SIGKILL);
 		events->sigkilled++;
 		wait_exit(h, -1);
 	}
@@ -250,7 +260,7 @@ static void kill_helper(struct tmo__helper *h, const struct tmo__helper_limits *
 void tmo__helper_stop(struct tmo__helper *h, const struct tmo__helper_limits *limits)
 {
 	if (h->pid) {
-		kill(h->pid, SIGKILL);
+		signal_helper(h, SIGKILL);
 		wait_exit(h, -1);
 		reap(h, limits);
 	}
@@ -294,7 +304,7 @@ int64_t tmo__helper_run(struct tmo__helper *h, const struct tmo__helper_limits *
 	ret = send_request(h, job);
 	if (ret) {
 		/* The idle helper died (killed from outside): one fresh try. */
-		kill(h->pid, SIGKILL);
+		signal_helper(h, SIGKILL);
 		wait_exit(h, -1);
 		reap(h, limits);
 		ret = spawn(h, limits, events);
@@ -338,7 +348,7 @@ int64_t tmo__helper_run(struct tmo__helper *h, const struct tmo__helper_limits *
 				return rs.res;
 			}
 			/* It died (EOF), or broke the protocol: either way it is done for. */
-			kill(h->pid, SIGKILL);
+			signal_helper(h, SIGKILL);
 			wait_exit(h, -1);
 			reap(h, limits);
 			spawn(h, limits, events);

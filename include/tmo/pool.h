@@ -203,9 +203,11 @@ TMO_API int tmo_pool_init(struct tmo_pool *pool, struct tmo_loop *loop,
 /*
  * Stops taking jobs (tmo_job_start then returns -ESHUTDOWN) and ends every job: queued and
  * waiting ones never run; running ones are cancelled by their overrun level (interrupt:
- * signalled now, kill: helper killed now, abandon: left to finish). Every callback fires
- * exactly once, with -ECANCELED, from the next tmo_loop_run*; release callbacks follow as the
- * workers let go. Returns 0, -EALREADY if already shut down, -EINVAL for NULL.
+ * signalled now, kill: helper killed now, abandon: left to finish). Every callback not yet
+ * fired fires exactly once from the next tmo_loop_run*: -ECANCELED, except for a job whose
+ * outcome was already decided (its function had returned: its result; its deadline had
+ * passed: -ETIME). Release callbacks follow as the workers let go. Returns 0, -EALREADY if
+ * already shut down, -EINVAL for NULL.
  */
 TMO_API int tmo_pool_shutdown(struct tmo_pool *pool);
 
