@@ -1055,6 +1055,61 @@ static void close_refuses_while_a_job_is_busy(void **state)
 	assert_int_equal(tmo_pool_close(&fx->pool), -EINVAL);
 }
 
+/* A second pool, closed from a callback of the fixture's pool. */
+struct other_pool {
+	struct tmo_pool pool;
+	int close_ret;
+};
+
+static void close_the_other_pool(struct job_rec *r, int64_t res)
+{
+	struct other_pool *b = r->job.data;
+
+	b->close_ret = tmo_pool_close(&b->pool);
+}
+
+/*
+ * A callback closes another pool that waits to be served in the same pass: b is shut down (it
+ * asks the loop for attention), then a job of the fixture's pool is decided at its start (that
+ * pool asks too, and is served first). That job's callback closes b, and the loop must not
+ * serve b afterwards. Regression: the loop walked the list of pools it had taken and served b
+ * after tmo_pool_close had freed it (a use-after-free: AddressSanitizer reports it; a plain
+ * build goes on silently).
+ */
+static void callback_may_close_another_pool_waiting_to_be_served(void **state)
+{
+	struct fx *fx = *state;
+	struct tmo_pool_options opts = { .threads = 1 }, b_opts = { .threads = 1 };
+	struct other_pool *b = fx_new(fx, sizeof(*b));
+
+	b_opts.wake = fx->params.wake;
+	assert_int_equal(tmo_pool_init(&b->pool, &fx->loop, &b_opts), 0);
+	fx_pool_init(fx, &opts);
+	b->close_ret = 1;
+	assert_int_equal(tmo_pool_shutdown(&b->pool), 0);
+	struct job_rec *r = new_rec(fx), *q = new_rec(fx);
+	r->job.data = b;
+	r->on_cb = close_the_other_pool;
+	int64_t t0 = tmo_now();
+	assert_int_equal(tmo_job_start(&fx->pool, &r->job, t0 - 1, rec_cb), 0);
+	run_all(fx);
+	assert_int_equal(r->cb_calls, 1);
+	assert_int_equal(r->cb_res, -ETIME);
+	assert_on_time(r->cb_at, t0);
+	assert_int_equal(b->close_ret, 0);
+	assert_int_equal(tmo_pool_close(&b->pool), -EINVAL); /* closed for good */
+	assert_int_equal(atomic_load(&r->fn_calls), 0);
+
+	/* the loop and the fixture's pool go on */
+	q->ret = 7;
+	assert_int_equal(tmo_job_start(&fx->pool, &q->job, t0 + 10 * U, rec_cb), 0);
+	run_all(fx);
+	assert_int_equal(q->cb_calls, 1);
+	assert_int_equal(q->cb_res, 7);
+	assert_int_equal(tmo_loop_active(&fx->loop), 0);
+	fx_pool_close(fx);
+}
+
 /* ---- 8. bad input ------------------------------------------------------------------------- */
 
 static void noop_cb(struct tmo_job *job, int64_t res)
@@ -1255,7 +1310,10 @@ static void round_trip(void **state)
 	assert_int_equal(st.completed, 300);
 	assert_int_equal(st.ran, 300);
 	assert_int_equal(st.timed_out, 0);
-	assert_true(st.wakeups >= 1);
+	/* With a futex the loop drains results it finds before it waits, without a wake-up:
+	 * a slow loop (TSan) can see every result that way. An eventfd read is the only way in. */
+	if (fx->params.wake == TMO_POOL_WAKE_EVENTFD)
+		assert_true(st.wakeups >= 1);
 	assert_true(st.wakeups <= st.completed);
 	print_message("300 jobs, %llu wake-ups\n", (unsigned long long)st.wakeups);
 	fx_pool_close(fx);
@@ -1283,6 +1341,8 @@ static void many_quick_jobs_complete_once(void **state)
 
 int main(void)
 {
+	if (getenv("TMO_TEST_FILTER")) /* e.g. TMO_TEST_FILTER='*close*' */
+		cmocka_set_test_filter(getenv("TMO_TEST_FILTER"));
 	static const struct params def_auto = { TMO_MODE_DEFAULT, TMO_POOL_WAKE_AUTO };
 	static const struct params def_futex = { TMO_MODE_DEFAULT, TMO_POOL_WAKE_FUTEX };
 	static const struct params def_eventfd = { TMO_MODE_DEFAULT, TMO_POOL_WAKE_EVENTFD };
@@ -1311,6 +1371,7 @@ int main(void)
 		T(abandoned_job_is_released_when_it_returns),
 		T(shutdown_ends_every_job_once),
 		T(close_refuses_while_a_job_is_busy),
+		T(callback_may_close_another_pool_waiting_to_be_served),
 		T(bad_pool_options_are_refused),
 		T(bad_job_input_is_refused_and_changes_nothing),
 		TP(round_trip, def_futex),

@@ -7,15 +7,18 @@
  *              one-thread pool runs right away), a job that retries on EINTR stops itself by
  *              tmo_job_cancelled(), and the signal never reaches the next job on that worker;
  *   abandon    the worker stays tied up until the function returns; a replacement serves the
- *              queue up to max_threads and goes away afterwards; with no room for one, queued
- *              jobs wait and expire without running, also when their deadline passes while the
- *              loop is away (the caller busy elsewhere);
+ *              queue up to max_threads and goes away afterwards (a freed worker stays while
+ *              queued jobs need it; of several freed at once, `threads` stay); with no room
+ *              for one, queued jobs wait and expire without running, also when their deadline
+ *              passes while the loop is away (the caller busy elsewhere);
  *   kill       the helper process gets SIGTERM at the deadline, SIGKILL after the grace period
  *              if it ignores SIGTERM (release -ECHILD), and a fresh helper takes the next job;
- *              input and output cross the process boundary by value, within their bounds; a
- *              helper that exits or crashes gives -ECHILD; its memory is not ours.
- * Cancel and shutdown apply the level now. Every test checks that closing the pool leaves no
- * thread, fd or child process behind.
+ *              input and output cross the process boundary by value, within their bounds (a
+ *              job past its deadline gets no output, even when its answer came); a helper that
+ *              exits or crashes gives -ECHILD; its memory is not ours.
+ * Cancel and shutdown apply the level now (also to an interrupt job still computing before it
+ * blocks). Every test checks that closing the pool leaves no thread, fd or child process
+ * behind.
  *
  * One unit is U = 200 ms. "Never early" is exact; lateness is within the tolerance of
  * helpers.h. Anything a job function writes is read only after the job was released (the pool's
@@ -202,6 +205,7 @@ struct rec {
 	struct tmo_job job;
 	/* for the function (worker threads only: set before tmo_job_start) */
 	int64_t sleep_ns;
+	int64_t until; /* fn_sleep_until: the instant it returns at */
 	int64_t ret;
 	/* written by the function on its worker: read only once the job was released */
 	int ran;
@@ -387,6 +391,34 @@ static int64_t fn_sleep_until_cancelled(struct tmo_job *job)
 	}
 }
 
+/* Sleeps until the instant r->until (tmo_now's clock), whatever signals come; returns 1. */
+static int64_t fn_sleep_until(struct tmo_job *job)
+{
+	struct rec *r = job->data;
+	struct timespec ts = { .tv_sec = r->until / TMO_NSEC_PER_SEC,
+			       .tv_nsec = r->until % TMO_NSEC_PER_SEC };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+	return 1;
+}
+
+/* Computes for U/4 without system calls (shm->ready[0] set as it begins), then sleeps 5 U in
+ * one nanosleep: 0, or -EINTR when a signal cut it short. */
+static int64_t fn_compute_then_sleep(struct tmo_job *job)
+{
+	struct rec *r = job->data;
+
+	r->ran = 1;
+	r->fn_start = tmo_now();
+	atomic_store(&shm->ready[0], 1);
+	while (tmo_now() < r->fn_start + U / 4)
+		;
+	int ret = nanosleep(&five_units, NULL) ? -errno : 0;
+	r->fn_end = tmo_now();
+	return ret;
+}
+
 /* Computes without system calls until tmo_job_cancelled(): returns 77, or 1 after 5 U. */
 static int64_t fn_cpu_until_cancelled(struct tmo_job *job)
 {
@@ -567,6 +599,24 @@ static int64_t kfn_touch_global(struct tmo_job *job)
 {
 	touched_by_helper = 1;
 	return 100 + touched_by_helper;
+}
+
+/* Writes "RESULT" to its output, then returns (6) as many microseconds before its deadline as
+ * its input says: right at the deadline, so that some answers reach the worker after it. */
+static int64_t kfn_output_near_deadline(struct tmo_job *job)
+{
+	size_t len = 0, cap = 0;
+	const int *early_us = tmo_job_input(job, &len);
+	char *out = tmo_job_output(job, &cap);
+
+	if (!early_us || len != sizeof(int) || !out || cap < 6)
+		return -EINVAL;
+	memcpy(out, "RESULT", 6);
+	tmo_job_set_output_len(job, 6);
+	int64_t until = tmo_job_deadline(job) - (int64_t)*early_us * TMO_NSEC_PER_USEC;
+	while (tmo_now() < until)
+		;
+	return 6;
 }
 
 static void set_slot_input(struct rec *r, const int *slot)
@@ -971,6 +1021,138 @@ static void queued_job_expired_while_the_loop_is_away_never_runs(void **state)
 	assert_int_equal(b.ran + c.ran, 0);
 }
 
+/*
+ * One thread, room for two: a (returns at 1.5 U) and b (returns at about 3.1 U) overrun, one
+ * after the other, and tie both workers up; c, started then, waits in the queue. When a
+ * returns, its worker takes c at once: a worker freed from an overrun leaves only while
+ * `threads` others are free of overruns. Regression: a's worker retired (two alive, one thread
+ * configured) though b's was tied up, and c waited for b, until about 3.1 U.
+ */
+static void freed_worker_stays_while_the_other_is_tied_up(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct tmo_pool pool;
+	struct tmo_pool_options o = { .threads = 1, .max_threads = 2 };
+	struct rec a, b, c;
+	struct leak_base base;
+
+	leak_begin(&base);
+	pool_open(&pool, loop, &o);
+	rec_init(&a);
+	rec_init(&b);
+	rec_init(&c);
+	prep(&a, fn_sleep, TMO_OVERRUN_ABANDON);
+	a.sleep_ns = 3 * U / 2;
+	a.ret = 5;
+	prep(&b, fn_sleep, TMO_OVERRUN_ABANDON);
+	b.sleep_ns = 3 * U;
+	b.ret = 6;
+	prep(&c, fn_return, TMO_OVERRUN_ABANDON);
+	c.ret = 42;
+	c.pool = &pool;
+	int64_t t0 = tmo_now();
+	start_at(&pool, &a, t0 + U / 10);
+	RUN_UNTIL(loop, a.calls, U);
+	assert_int_equal(a.res, -ETIME);
+	start_at(&pool, &b, tmo_now() + U / 2); /* on a replacement for a's worker */
+	RUN_UNTIL(loop, b.calls, U);
+	assert_int_equal(b.res, -ETIME);
+	struct tmo_pool_stats s = stats_of(&pool);
+	assert_int_equal(s.threads, 2);
+	assert_int_equal(s.tied_up, 2);
+	start_at(&pool, &c, t0 + 10 * U);
+	assert_int_equal(stats_of(&pool).queued, 1); /* no room for a third worker */
+
+	RUN_UNTIL(loop, c.calls, 4 * U);
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(c.res, 42);
+	if (c.stats_at_cb.threads != 2) /* a's worker stayed */
+		fail_msg("%u workers when c completed: a's worker retired though b's was tied up "
+			 "and c was queued", c.stats_at_cb.threads);
+	RUN_UNTIL(loop, a.releases && b.releases, 4 * U);
+	assert_int_equal(a.late_res, 5);
+	assert_int_equal(b.late_res, 6);
+	/* c ran on a's worker as soon as a returned, while b still slept */
+	assert_true(c.fn_start >= a.fn_end);
+	assert_on_time(c.seen_at, a.fn_end);
+	if (c.fn_start >= b.fn_end)
+		fail_msg("c ran %.0f ms after a returned, when b returned: a's worker had retired",
+			 (double)(c.fn_start - a.fn_end) / 1e6);
+	/* b's worker, freed with no job waiting, leaves */
+	int64_t t1 = tmo_now();
+	while (stats_of(&pool).threads != 1 && tmo_now() - t1 < 5 * U)
+		test_sleep_ms(10);
+	s = stats_of(&pool);
+	assert_int_equal(s.threads, 1);
+	assert_int_equal(s.tied_up, 0);
+	assert_int_equal(s.replacements, 1);
+	assert_int_equal(tmo_loop_active(loop), 0);
+	pool_close(&pool, &base);
+}
+
+/*
+ * Workers freed together: one thread, room for four; four abandoned jobs overrun one after
+ * another (each overrun starts a replacement) and all return at the same instant, while the
+ * loop thread takes the pool's lock as often as it can (tmo_pool_get_stats), so that their
+ * decisions to leave interleave. At least one worker must stay: a job started afterwards
+ * runs. 40 rounds. Regression: each worker decided to leave on `alive > threads` and counted
+ * itself out only after handing its job back, so workers deciding together all left and the
+ * pool could be left with none (the next job never ran): in about one round in fifteen on two
+ * CPUs.
+ */
+static void workers_freed_together_never_all_retire(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct tmo_pool_options o = { .threads = 1, .max_threads = 4 };
+	struct leak_base base;
+	int overran_all = 0;
+
+	leak_begin(&base);
+	for (int round = 0; round < 40; round++) {
+		struct tmo_pool pool;
+		struct rec j[4], q;
+
+		pool_open(&pool, loop, &o);
+		int64_t t0 = tmo_now(), together = t0 + 27 * MS;
+		for (int i = 0; i < 4; i++) {
+			rec_init(&j[i]);
+			prep(&j[i], fn_sleep_until, TMO_OVERRUN_ABANDON);
+			j[i].until = together;
+		}
+		for (int i = 0; i < 4; i++)
+			start_at(&pool, &j[i], t0 + (5 + 4 * i) * MS);
+		run_to(loop, together - 2 * MS);
+		struct tmo_pool_stats s = stats_of(&pool);
+		overran_all += s.tied_up == 4;
+		/* contend the lock while they return */
+		while (s.tied_up && tmo_now() < together + U)
+			s = stats_of(&pool);
+		RUN_UNTIL(loop, !tmo_job_busy(&j[0].job) && !tmo_job_busy(&j[1].job) &&
+					!tmo_job_busy(&j[2].job) && !tmo_job_busy(&j[3].job),
+			  5 * U);
+		for (int i = 0; i < 4; i++)
+			assert_false(tmo_job_busy(&j[i].job));
+
+		rec_init(&q);
+		prep(&q, fn_return, TMO_OVERRUN_ABANDON);
+		q.ret = 42;
+		start_at(&pool, &q, tmo_now() + 10 * U);
+		RUN_UNTIL(loop, q.calls, U);
+		if (q.calls != 1 || q.res != 42) {
+			s = stats_of(&pool);
+			tmo_pool_shutdown(&pool);
+			RUN_UNTIL(loop, !tmo_job_busy(&q.job), U);
+			tmo_pool_close(&pool);
+			fail_msg("round %d: a job started after the workers returned did not run "
+				 "within 1 U (%u workers alive, %llu replacements)",
+				 round, s.threads, (unsigned long long)s.replacements);
+		}
+		assert_true(stats_of(&pool).threads >= 1);
+		pool_close(&pool, &base);
+	}
+	print_message("40 rounds, %d with all four workers tied up at once\n", overran_all);
+}
+
 /* ---- 3. kill ------------------------------------------------------------------------------ */
 
 /*
@@ -1218,6 +1400,66 @@ static void kill_helper_that_dies_gives_echild(void **state)
 	pool_close(&pool, &base);
 }
 
+/*
+ * A kill job writes its output and answers right at its deadline (0 to 59 µs before it), 40
+ * times: a job reported -ETIME gets no output (length 0, buffer untouched), one that beat its
+ * deadline gets it all. Regression: an answer that reached the worker after the deadline, before
+ * its wait timed out, was copied into the buffer although the callback got -ETIME (within
+ * the first few jobs here).
+ */
+static void kill_job_past_its_deadline_gets_no_output(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct tmo_pool pool;
+	struct tmo_pool_options o = { .threads = 1, .max_threads = 1 };
+	struct leak_base base;
+	unsigned seed = 7;
+	int on_time = 0, timed_out = 0, answered_late = 0;
+
+	leak_begin(&base);
+	pool_open(&pool, loop, &o);
+	for (int i = 0; i < 40; i++) {
+		struct rec a;
+		char out[16];
+		int early_us = (int)(rand_r(&seed) % 60);
+
+		memset(out, 0, sizeof(out));
+		rec_init(&a);
+		prep(&a, kfn_output_near_deadline, TMO_OVERRUN_KILL);
+		assert_int_equal(tmo_job_set_io(&a.job, &early_us, sizeof(early_us), out, sizeof(out)),
+				 0);
+		start_at(&pool, &a, tmo_now() + U / 40);
+		RUN_UNTIL(loop, a.calls && !tmo_job_busy(&a.job), 5 * U);
+		assert_int_equal(a.calls, 1);
+		assert_false(tmo_job_busy(&a.job));
+		if (a.res == 6) {
+			on_time++;
+			assert_int_equal(a.releases, 0);
+			assert_int_equal(tmo_job_output_len(&a.job), 6);
+			assert_memory_equal(out, "RESULT", 6);
+		} else if (a.res == -ETIME) {
+			timed_out++;
+			assert_true(a.seen_at >= a.deadline);
+			assert_int_equal(a.releases, a.busy_at_cb ? 1 : 0);
+			if (a.releases && a.late_res == 6)
+				answered_late++;
+			if (tmo_job_output_len(&a.job) != 0 || out[0])
+				fail_msg("job %d (answered %d µs before its deadline): -ETIME, yet output "
+					 "length %zu and buffer \"%.6s\" (release %lld)",
+					 i, early_us, tmo_job_output_len(&a.job), out,
+					 (long long)a.late_res);
+		} else {
+			fail_msg("job %d: result %lld", i, (long long)a.res);
+		}
+	}
+	print_message("40 jobs: %d on time, %d timed out (%d of which answered after the "
+		      "deadline)\n", on_time, timed_out, answered_late);
+	struct tmo_pool_stats s = stats_of(&pool);
+	assert_int_equal(s.completed, 40);
+	assert_int_equal(s.timed_out, (uint64_t)timed_out);
+	pool_close(&pool, &base);
+}
+
 /* ---- 4. cancel and shutdown apply the level now ------------------------------------------- */
 
 /*
@@ -1363,6 +1605,66 @@ static void shutdown_applies_each_level_now(void **state)
 	ended_while_running(*state, END_SHUTDOWN);
 }
 
+/*
+ * An interrupt job without a deadline computes for U/4 (no system call), then blocks in one
+ * nanosleep of 5 U; it is cancelled (or its pool shut down) while it computes. The signal must
+ * reach the sleep too: release -EINTR as the computation ends, not 5 U later. Regression: a
+ * cancel or a shutdown sent one signal, which landed in the computation and interrupted
+ * nothing; the sleep then ran its 5 U.
+ */
+static void interrupt_job_ended_while_computing(struct tmo_loop *loop, enum ending end)
+{
+	struct tmo_pool pool;
+	struct tmo_pool_options o = { .threads = 1, .max_threads = 1 };
+	struct rec a;
+	struct leak_base base;
+
+	shm_reset();
+	leak_begin(&base);
+	pool_open(&pool, loop, &o);
+	rec_init(&a);
+	prep(&a, fn_compute_then_sleep, TMO_OVERRUN_INTERRUPT);
+	start_at(&pool, &a, TMO_NEVER);
+	int64_t t = tmo_now();
+	while (!atomic_load(&shm->ready[0]) && tmo_now() - t < U)
+		test_sleep_ms(1);
+	assert_int_equal(atomic_load(&shm->ready[0]), 1);
+
+	int64_t t_end = tmo_now();
+	if (end == END_SHUTDOWN)
+		assert_int_equal(tmo_pool_shutdown(&pool), 0);
+	else
+		assert_int_equal(tmo_job_cancel(&a.job), 0);
+	RUN_UNTIL(loop, a.releases, 6 * U);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.res, -ECANCELED);
+	assert_on_time(a.seen_at, t_end);
+	assert_true(a.busy_at_cb);
+	assert_int_equal(a.releases, 1);
+	if (a.late_res != -EINTR)
+		fail_msg("the sleep after the computation returned %lld, %.0f ms after the %s",
+			 (long long)a.late_res, (double)(a.released_at - t_end) / 1e6,
+			 end == END_SHUTDOWN ? "shutdown" : "cancel");
+	/* released once the computation is over and the sleep has begun */
+	assert_on_time(a.released_at, a.fn_start + U / 4);
+	assert_on_time(a.fn_end, a.fn_start + U / 4);
+	struct tmo_pool_stats s = stats_of(&pool);
+	assert_true(s.interrupts >= 1);
+	assert_int_equal(s.cancelled, 1);
+	assert_int_equal(tmo_loop_active(loop), 0);
+	pool_close(&pool, &base);
+}
+
+static void cancel_interrupts_a_job_that_blocks_after_computing(void **state)
+{
+	interrupt_job_ended_while_computing(*state, END_CANCEL);
+}
+
+static void shutdown_interrupts_a_job_that_blocks_after_computing(void **state)
+{
+	interrupt_job_ended_while_computing(*state, END_SHUTDOWN);
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 static void *nothing(void *arg)
@@ -1404,16 +1706,26 @@ int main(void)
 						test_loop_setup, test_loop_teardown),
 		cmocka_unit_test_setup_teardown(queued_job_expired_while_the_loop_is_away_never_runs,
 						test_loop_setup, test_loop_teardown),
+		cmocka_unit_test_setup_teardown(freed_worker_stays_while_the_other_is_tied_up,
+						test_loop_setup, test_loop_teardown),
+		cmocka_unit_test_setup_teardown(workers_freed_together_never_all_retire,
+						test_loop_setup, test_loop_teardown),
 		cmocka_unit_test_setup_teardown(kill_ends_a_cpu_loop_then_sigkill_after_grace,
 						test_loop_setup, test_loop_teardown),
 		cmocka_unit_test_setup_teardown(kill_job_input_and_output_cross_by_value,
 						test_loop_setup, test_loop_teardown),
 		cmocka_unit_test_setup_teardown(kill_helper_that_dies_gives_echild, test_loop_setup,
 						test_loop_teardown),
+		cmocka_unit_test_setup_teardown(kill_job_past_its_deadline_gets_no_output,
+						test_loop_setup, test_loop_teardown),
 		cmocka_unit_test_setup_teardown(cancel_applies_each_level_now, test_loop_setup,
 						test_loop_teardown),
 		cmocka_unit_test_setup_teardown(shutdown_applies_each_level_now, test_loop_setup,
 						test_loop_teardown),
+		cmocka_unit_test_setup_teardown(cancel_interrupts_a_job_that_blocks_after_computing,
+						test_loop_setup, test_loop_teardown),
+		cmocka_unit_test_setup_teardown(shutdown_interrupts_a_job_that_blocks_after_computing,
+						test_loop_setup, test_loop_teardown),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 	munmap(shm, sizeof(*shm));
