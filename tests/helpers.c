@@ -1,11 +1,14 @@
 #include "helpers.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -119,4 +122,130 @@ void test_record(struct tmo_op *op, int32_t res)
 	r->res = res;
 	r->calls++;
 	r->seen_at = tmo_now();
+}
+
+/* ---- leaks: threads, fds, child processes ------------------------------------------------- */
+
+int test_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the directory's own fd */
+}
+
+/* Threads of this process, not counting io_uring's own workers (iou-wrk-*, iou-sqp-*), which
+ * the kernel starts and retires on its own schedule. */
+int test_count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		char path[300], comm[32] = "";
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue; /* gone meanwhile */
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		fclose(f);
+		if (strncmp(comm, "iou-", 4) != 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* State of process `pid` from /proc/<pid>/stat ('R', 'S', 'Z', ...), 0 if it is gone; its
+ * parent in *ppid. */
+char test_proc_state(pid_t pid, pid_t *ppid)
+{
+	char path[64], buf[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')'); /* the name may hold anything */
+	char state = 0;
+	int parent = 0;
+	if (!p || sscanf(p + 1, " %c %d", &state, &parent) != 2)
+		return 0;
+	if (ppid)
+		*ppid = parent;
+	return state;
+}
+
+/* Child processes of ours, alive or zombie (/proc/<pid>/stat naming us as parent). */
+int test_count_children(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		pid_t pid = (pid_t)atoi(e->d_name), ppid = 0;
+		if (pid > 0 && test_proc_state(pid, &ppid) && ppid == getpid())
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* As many child processes as `before`; none at all (waitpid(-1) says so too) when that is 0.
+ * (A test that failed may have left its pool, and its helpers, behind: the next ones compare
+ * with that instead of failing in turn.) */
+void test_assert_children(int before)
+{
+	int n = test_count_children();
+	if (n != before)
+		fail_msg("%d child processes after, %d before", n, before);
+	if (before == 0) {
+		errno = 0;
+		pid_t w = waitpid(-1, NULL, WNOHANG | __WALL);
+		if (w != -1 || errno != ECHILD)
+			fail_msg("a child process is left: waitpid(-1) = %d (%s)", (int)w,
+				 w == 0 ? "alive" : w > 0 ? "a zombie" : strerror(errno));
+	}
+}
+
+void test_leak_begin(struct test_leak_base *b)
+{
+	b->fds = test_count_fds();
+	b->threads = test_count_threads();
+	b->children = test_count_children();
+}
+
+/* After tmo_pool_close: threads back to the count before the pool (the kernel lists a joined
+ * thread for a moment after pthread_join returns, hence the short wait), fds the same, no
+ * new child process. */
+void test_leak_end(const struct test_leak_base *b)
+{
+	int threads = test_count_threads();
+	for (int i = 0; i < 200 && threads != b->threads; i++) {
+		test_sleep_ms(5);
+		threads = test_count_threads();
+	}
+	if (threads != b->threads)
+		fail_msg("%d threads after, %d before", threads, b->threads);
+	int fds = test_count_fds();
+	if (fds != b->fds)
+		fail_msg("%d fds after, %d before", fds, b->fds);
+	test_assert_children(b->children);
 }

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cmocka.h>
 
@@ -48,5 +49,24 @@ struct test_result {
 	int64_t seen_at;
 };
 void test_record(struct tmo_op *op, int32_t res);
+
+/*
+ * Leak checks for code with threads and child processes (the pool): counts of this process's
+ * fds, threads (io_uring's own iou-* workers left out) and child processes, alive or zombie.
+ * test_leak_end fails the test unless all three are back to what test_leak_begin saw (threads
+ * get a moment: the kernel lists a joined thread briefly after pthread_join returns).
+ */
+struct test_leak_base {
+	int fds, threads, children;
+};
+void test_leak_begin(struct test_leak_base *b);
+void test_leak_end(const struct test_leak_base *b);
+int test_count_fds(void);
+int test_count_threads(void);
+int test_count_children(void);
+/* State of process `pid` ('R', 'S', 'Z', ...), 0 if gone; its parent in *ppid if not NULL. */
+char test_proc_state(pid_t pid, pid_t *ppid);
+/* As many child processes as `before`; none at all (waitpid(-1) agrees) when that is 0. */
+void test_assert_children(int before);
 
 #endif

@@ -48,135 +48,6 @@
 #define MS TMO_NSEC_PER_MSEC
 #define U (200 * MS)
 
-/* ---- leaks: threads, fds, child processes ------------------------------------------------- */
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the directory's own fd */
-}
-
-/* Threads of this process, not counting io_uring's own workers (iou-wrk-*, iou-sqp-*), which
- * the kernel starts and retires on its own schedule. */
-static int count_threads(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d))) {
-		char path[300], comm[32] = "";
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-		FILE *f = fopen(path, "re");
-		if (!f)
-			continue; /* gone meanwhile */
-		if (!fgets(comm, sizeof(comm), f))
-			comm[0] = 0;
-		fclose(f);
-		if (strncmp(comm, "iou-", 4) != 0)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-/* State of process `pid` from /proc/<pid>/stat ('R', 'S', 'Z', ...), 0 if it is gone; its
- * parent in *ppid. */
-static char proc_state(pid_t pid, pid_t *ppid)
-{
-	char path[64], buf[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	char *p = strrchr(buf, ')'); /* the name may hold anything */
-	char state = 0;
-	int parent = 0;
-	if (!p || sscanf(p + 1, " %c %d", &state, &parent) != 2)
-		return 0;
-	if (ppid)
-		*ppid = parent;
-	return state;
-}
-
-/* Child processes of ours, alive or zombie (/proc/<pid>/stat naming us as parent). */
-static int count_children(void)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d))) {
-		pid_t pid = (pid_t)atoi(e->d_name), ppid = 0;
-		if (pid > 0 && proc_state(pid, &ppid) && ppid == getpid())
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-/* As many child processes as `before`; none at all (waitpid(-1) says so too) when that is 0.
- * (A test that failed may have left its pool, and its helpers, behind: the next ones compare
- * with that instead of failing in turn.) */
-static void assert_children(int before)
-{
-	int n = count_children();
-	if (n != before)
-		fail_msg("%d child processes after tmo_pool_close, %d before the pool", n, before);
-	if (before == 0) {
-		errno = 0;
-		pid_t w = waitpid(-1, NULL, WNOHANG | __WALL);
-		if (w != -1 || errno != ECHILD)
-			fail_msg("a child process is left: waitpid(-1) = %d (%s)", (int)w,
-				 w == 0 ? "alive" : w > 0 ? "a zombie" : strerror(errno));
-	}
-}
-
-struct leak_base {
-	int fds, threads, children;
-};
-
-static void leak_begin(struct leak_base *b)
-{
-	b->fds = count_fds();
-	b->threads = count_threads();
-	b->children = count_children();
-}
-
-/* After tmo_pool_close: threads back to the count before the pool (the kernel lists a joined
- * thread for a moment after pthread_join returns, hence the short wait), fds the same, no
- * new child process. */
-static void leak_end(const struct leak_base *b)
-{
-	int threads = count_threads();
-	for (int i = 0; i < 200 && threads != b->threads; i++) {
-		test_sleep_ms(5);
-		threads = count_threads();
-	}
-	if (threads != b->threads)
-		fail_msg("%d threads after tmo_pool_close, %d before the pool", threads, b->threads);
-	int fds = count_fds();
-	if (fds != b->fds)
-		fail_msg("%d fds after tmo_pool_close, %d before the pool", fds, b->fds);
-	assert_children(b->children);
-}
 
 /* ---- memory shared with helper processes -------------------------------------------------- */
 
@@ -308,12 +179,12 @@ static void pool_open(struct tmo_pool *pool, struct tmo_loop *loop,
 		fail_msg("tmo_pool_init: %d", ret);
 }
 
-static void pool_close(struct tmo_pool *pool, const struct leak_base *base)
+static void pool_close(struct tmo_pool *pool, const struct test_leak_base *base)
 {
 	int ret = tmo_pool_close(pool);
 	if (ret)
 		fail_msg("tmo_pool_close: %d", ret);
-	leak_end(base);
+	test_leak_end(base);
 }
 
 /* Asserts a helper process ran (pid not ours) and is dead now (gone, or a zombie until the
@@ -322,7 +193,7 @@ static void assert_helper_dead(int pid)
 {
 	assert_true(pid > 0);
 	assert_int_not_equal(pid, getpid());
-	char st = proc_state(pid, NULL);
+	char st = test_proc_state(pid, NULL);
 	if (st && st != 'Z' && st != 'X')
 		fail_msg("helper %d is still alive (state %c)", pid, st);
 }
@@ -636,9 +507,9 @@ static void interrupted_call(struct tmo_loop *loop, long nr, const long args[6])
 	struct tmo_pool pool;
 	struct tmo_pool_options o = { .threads = 1, .max_threads = 1 };
 	struct rec a, b;
-	struct leak_base base;
+	struct test_leak_base base;
 
-	leak_begin(&base);
+	test_leak_begin(&base);
 	pool_open(&pool, loop, &o);
 	rec_init(&a);
 	rec_init(&b);
@@ -709,9 +580,9 @@ static void cooperative_job_stops_itself(struct tmo_loop *loop, tmo_job_fn fn,
 	struct tmo_pool pool;
 	struct tmo_pool_options o = { .threads = 1, .max_threads = 1 };
 	struct rec a;
-	struct leak_base base;
+	struct test_leak_base base;
 
-	leak_begin(&base);
+	test_leak_begin(&base);
 	pool_open(&pool, loop, &o);
 	rec_init(&a);
 	prep(&a, fn, level);
@@ -762,12 +633,12 @@ static void signal_never_hits_the_next_job(void **state)
 	struct tmo_loop *loop = *state;
 	struct tmo_pool pool;
 	struct tmo_pool_options o = { .threads = 1, .max_threads = 1 };
-	struct leak_base base;
+	struct test_leak_base base;
 	unsigned seed = 4;
 	int fired = 0, finished = 0;
 	static struct timespec sleeps[3];
 
-	leak_begin(&base);
+	test_leak_begin(&base);
 	pool_open(&pool, loop, &o);
 	for (int i = 0; i < 3; i++)
 		sleeps[i] = (struct timespec){ .tv_nsec = (i + 1) * 1000 * 1000 };
@@ -836,9 +707,9 @@ static void abandoned_job_gets_a_replacement(void **state)
 	struct tmo_pool pool;
 	struct tmo_pool_options o = { .threads = 1, .max_threads = 2 };
 	struct rec a, b;
-	struct leak_base base;
+	struct test_leak_base base;
 
-	leak_begin(&base);
+	test_leak_begin(&base);
 	pool_open(&pool, loop, &o);
 	rec_init(&a);
 	rec_init(&b);
@@ -904,9 +775,9 @@ static void abandoned_job_without_replacement_starves_the_queue(void **state)
 	struct tmo_pool pool;
 	struct tmo_pool_options o = { .threads = 1, .max_threads = 1 };
 	struct rec a, b, c;
-	struct leak_base base;
+	struct test_leak_base base;
 
-	leak_begin(&base);
+	test_leak_begin(&base);
 	pool_open(&pool, loop, &o);
 	rec_init(&a);
 	rec_init(&b);
@@ -969,9 +840,9 @@ static void queued_job_expired_while_the_loop_is_away_never_runs(void **state)
 	struct tmo_pool pool;
 	struct tmo_pool_options o = { .threads = 1, .max_threads = 1 };
 	struct rec a, b, c;
-	struct leak_base base;
+	struct test_leak_base base;
 
-	leak_begin(&base);
+	test_leak_begin(&base);
 	pool_open(&pool, loop, &o);
 	rec_init(&a);
 	rec_init(&b);
@@ -1034,9 +905,9 @@ static void freed_worker_stays_while_the_other_is_tied_up(void **state)
 	struct tmo_pool pool;
 	struct tmo_pool_options o = { .threads = 1, .max_threads = 2 };
 	struct rec a, b, c;
-	struct leak_base base;
+	struct test_leak_base base;
 
-	leak_begin(&base);
+	test_leak_begin(&base);
 	pool_open(&pool, loop, &o);
 	rec_init(&a);
 	rec_init(&b);
@@ -1104,10 +975,10 @@ static void workers_freed_together_never_all_retire(void **state)
 {
 	struct tmo_loop *loop = *state;
 	struct tmo_pool_options o = { .threads = 1, .max_threads = 4 };
-	struct leak_base base;
+	struct test_leak_base base;
 	int overran_all = 0;
 
-	leak_begin(&base);
+	test_leak_begin(&base);
 	for (int round = 0; round < 40; round++) {
 		struct tmo_pool pool;
 		struct rec j[4], q;
@@ -1167,11 +1038,11 @@ static void kill_ends_a_cpu_loop_then_sigkill_after_grace(void **state)
 	struct tmo_pool pool;
 	struct tmo_pool_options o = { .threads = 1, .max_threads = 1, .kill_grace_ns = U };
 	struct rec a, b, c;
-	struct leak_base base;
+	struct test_leak_base base;
 	static const int slot0 = 0, slot1 = 1, slot2 = 2;
 
 	shm_reset();
-	leak_begin(&base);
+	test_leak_begin(&base);
 	pool_open(&pool, loop, &o);
 	struct tmo_pool_stats s0 = stats_of(&pool);
 	rec_init(&a);
@@ -1267,7 +1138,7 @@ static void kill_ends_a_cpu_loop_then_sigkill_after_grace(void **state)
 	assert_int_equal(s3.timed_out, 3);
 	assert_int_equal(s3.completed, 4);
 	pool_close(&pool, &base);
-	assert_int_equal(proc_state(pc, NULL), 0); /* reaped by tmo_pool_close */
+	assert_int_equal(test_proc_state(pc, NULL), 0); /* reaped by tmo_pool_close */
 	/* one helper process alive while the spinning job ran in it */
 	if (helpers_while_running != 1)
 		fail_msg("stats.helpers was %u while a job ran in a helper process (want 1)",
@@ -1282,10 +1153,10 @@ static void kill_job_input_and_output_cross_by_value(void **state)
 	struct tmo_pool_options o = { .threads = 1, .max_input = 16 * 1024,
 				      .max_output = 16 * 1024 };
 	struct rec a;
-	struct leak_base base;
+	struct test_leak_base base;
 	static unsigned char in[IO_LEN], out[IO_LEN], big[32 * 1024];
 
-	leak_begin(&base);
+	test_leak_begin(&base);
 	pool_open(&pool, loop, &o);
 	for (size_t i = 0; i < IO_LEN; i++)
 		in[i] = pattern_at(i);
@@ -1355,12 +1226,12 @@ static void kill_helper_that_dies_gives_echild(void **state)
 	struct tmo_loop *loop = *state;
 	struct tmo_pool pool;
 	struct tmo_pool_options o = { .threads = 1 };
-	struct leak_base base;
+	struct test_leak_base base;
 	tmo_job_fn dying[] = { kfn_exit, kfn_segv };
 	static const int slots[] = { 0, 1 };
 
 	shm_reset();
-	leak_begin(&base);
+	test_leak_begin(&base);
 	pool_open(&pool, loop, &o);
 	for (size_t i = 0; i < 2; i++) {
 		struct rec a, b;
@@ -1412,11 +1283,11 @@ static void kill_job_past_its_deadline_gets_no_output(void **state)
 	struct tmo_loop *loop = *state;
 	struct tmo_pool pool;
 	struct tmo_pool_options o = { .threads = 1, .max_threads = 1 };
-	struct leak_base base;
+	struct test_leak_base base;
 	unsigned seed = 7;
 	int on_time = 0, timed_out = 0, answered_late = 0;
 
-	leak_begin(&base);
+	test_leak_begin(&base);
 	pool_open(&pool, loop, &o);
 	for (int i = 0; i < 40; i++) {
 		struct rec a;
@@ -1478,12 +1349,12 @@ static void ended_while_running(struct tmo_loop *loop, enum ending end)
 	struct tmo_pool_options o = { .threads = 3, .max_threads = 3, .queue_size = 1,
 				      .kill_grace_ns = U };
 	struct rec ji, jk, ja, jq, jw, jx;
-	struct leak_base base;
+	struct test_leak_base base;
 	static const int slot0 = 0;
 	const long sleep_args[6] = { (long)&five_units, 0 };
 
 	shm_reset();
-	leak_begin(&base);
+	test_leak_begin(&base);
 	pool_open(&pool, loop, &o);
 	rec_init(&ji);
 	rec_init(&jk);
@@ -1617,10 +1488,10 @@ static void interrupt_job_ended_while_computing(struct tmo_loop *loop, enum endi
 	struct tmo_pool pool;
 	struct tmo_pool_options o = { .threads = 1, .max_threads = 1 };
 	struct rec a;
-	struct leak_base base;
+	struct test_leak_base base;
 
 	shm_reset();
-	leak_begin(&base);
+	test_leak_begin(&base);
 	pool_open(&pool, loop, &o);
 	rec_init(&a);
 	prep(&a, fn_compute_then_sleep, TMO_OVERRUN_INTERRUPT);

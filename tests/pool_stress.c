@@ -44,99 +44,6 @@
 #define MAX_BUSY 24   /* jobs busy at once, tied-up ones included */
 #define HANG_RET 7777 /* what an abandoned hang returns in the end */
 
-/* ---- leaks: threads, fds, child processes (as in pool_overrun.c) -------------------------- */
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;
-}
-
-/* Threads, not counting io_uring's own workers (iou-*), which come and go on their own. */
-static int count_threads(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d))) {
-		char path[300], comm[32] = "";
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-		FILE *f = fopen(path, "re");
-		if (!f)
-			continue;
-		if (!fgets(comm, sizeof(comm), f))
-			comm[0] = 0;
-		fclose(f);
-		if (strncmp(comm, "iou-", 4) != 0)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-static pid_t parent_of(pid_t pid)
-{
-	char path[64], buf[512];
-	FILE *f;
-	int ppid = 0;
-	char state;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2)
-		return 0;
-	return ppid;
-}
-
-static int count_children(void)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d))) {
-		pid_t pid = (pid_t)atoi(e->d_name);
-		if (pid > 0 && parent_of(pid) == getpid())
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-/* As many child processes as before the pool; none at all (waitpid(-1) agrees) if that was 0. */
-static void assert_children(int before)
-{
-	int n = count_children();
-	if (n != before)
-		fail_msg("%d child processes after tmo_pool_close, %d before the pool", n, before);
-	if (before == 0) {
-		errno = 0;
-		pid_t w = waitpid(-1, NULL, WNOHANG | __WALL);
-		if (w != -1 || errno != ECHILD)
-			fail_msg("a child process is left: waitpid(-1) = %d (%s)", (int)w,
-				 w == 0 ? "alive" : w > 0 ? "a zombie" : strerror(errno));
-	}
-}
-
 /* ---- the jobs ----------------------------------------------------------------------------- */
 
 enum kind { SUCCEED, FAIL, HANG };
@@ -454,9 +361,9 @@ static void stress(enum tmo_pool_wake wake)
 	assert_int_equal(tmo_loop_init(&g->loop, NULL), 0);
 	g->loop_open = true;
 	struct tmo_loop *loop = &g->loop;
-	fds0 = count_fds();
-	threads0 = count_threads();
-	children0 = count_children();
+	fds0 = test_count_fds();
+	threads0 = test_count_threads();
+	children0 = test_count_children();
 	int ret = tmo_pool_init(&g->pool, loop, &o);
 	if (ret)
 		fail_msg("tmo_pool_init: %d", ret);
@@ -565,16 +472,16 @@ static void stress(enum tmo_pool_wake wake)
 	if (ret)
 		fail_msg("tmo_pool_close: %d", ret);
 	g->pool_open = false;
-	int threads = count_threads();
+	int threads = test_count_threads();
 	for (int i = 0; i < 200 && threads != threads0; i++) {
 		test_sleep_ms(5);
-		threads = count_threads();
+		threads = test_count_threads();
 	}
 	if (threads != threads0)
 		fail_msg("%d threads after tmo_pool_close, %d before", threads, threads0);
-	if (count_fds() != fds0)
-		fail_msg("%d fds after tmo_pool_close, %d before", count_fds(), fds0);
-	assert_children(children0);
+	if (test_count_fds() != fds0)
+		fail_msg("%d fds after tmo_pool_close, %d before", test_count_fds(), fds0);
+	test_assert_children(children0);
 	assert_int_equal(tmo_loop_close(loop), 0);
 	g->loop_open = false;
 }
