@@ -15,9 +15,10 @@
  *     stream stays in order and the command is held back by tmo's own readers (backpressure).
  *     The idle clock runs only while nothing is waiting to be written out: output the command
  *     cannot get rid of because tmo's reader is slow is not silence.
- * After the command has exited, tmo forwards what is left in the pipes until EOF, or until they
- * have been quiet for DRAIN_QUIET_NS (a grandchild may keep them open), then exits as GNU
- * timeout does.
+ * After the command has exited, tmo forwards what is left in the pipes until EOF, until they
+ * have been quiet for DRAIN_QUIET_NS (a grandchild may keep them open), or at most DRAIN_CAP_NS
+ * (a grandchild that keeps writing, a reader that stopped reading), then exits as GNU timeout
+ * does.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,8 +44,12 @@
 
 enum { BUF_SIZE = 64 * 1024 };
 
-/* After the command exited: stop forwarding once the pipes were quiet this long. */
+/* After the command exited: stop forwarding once the pipes were quiet this long... */
 #define DRAIN_QUIET_NS (100 * TMO_NSEC_PER_MSEC)
+/* ... and in any case this long after it exited: a background child that keeps writing, or a
+ * reader of tmo's output that stopped reading, must not keep tmo alive (GNU timeout exits when
+ * the command does). */
+#define DRAIN_CAP_NS (1 * TMO_NSEC_PER_SEC)
 /* With -i, a KILL for the process group waits (for output still in the pipes) at most this. */
 #define KILL_DRAIN_CAP_NS (500 * TMO_NSEC_PER_MSEC)
 
@@ -79,6 +84,7 @@ struct run {
 	pid_t pid;
 	int pidfd, sigfd;
 	bool reaped;
+	int64_t reaped_at;
 	int wstatus;
 
 	/* GNU timeout's state. */
@@ -365,7 +371,8 @@ static int64_t idle_due(const struct run *r)
 
 static int64_t drain_due(const struct run *r)
 {
-	return writes_pending(r) ? TMO_NEVER : add_sat(r->last_activity, DRAIN_QUIET_NS);
+	int64_t quiet = writes_pending(r) ? TMO_NEVER : add_sat(r->last_activity, DRAIN_QUIET_NS);
+	return min64(quiet, add_sat(r->reaped_at, DRAIN_CAP_NS));
 }
 
 static int64_t alarm_due(const struct run *r)
@@ -466,7 +473,7 @@ static void pid_cb(struct tmo_op *op, int32_t res)
 	} else {
 		r->wstatus = status;
 	}
-	r->last_activity = tmo_now(); /* the drain's quiet period starts now */
+	r->last_activity = r->reaped_at = tmo_now(); /* the drain's quiet period starts now */
 	check_finish(r);
 }
 

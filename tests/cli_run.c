@@ -749,6 +749,18 @@ static void test_idle_grandchild_keeps_pipe(void **state)
 	assert_exit(&r, 0);
 	assert_string_equal(r.out.p, "hi\nlate\n");
 	res_free(&r);
+	/*
+	 * A grandchild that keeps writing, more often than the quiet period: tmo still ends, 1 s
+	 * after the command exited (regression: it forwarded for ever, and neither limit applied
+	 * once the command was gone).
+	 */
+	tmo_run(&r, NULL, "-i", "5", "10", "sh", "-c",
+		"(while :; do echo x; sleep 0.05; done) & echo hi", NULL);
+	assert_exit(&r, 0);
+	assert_true(strncmp(r.out.p, "hi\n", 3) == 0);
+	assert_true(r.exit_at - r.start >= SEC);
+	assert_true(r.exit_at - r.start < 2 * SEC + test_tolerance_ns());
+	res_free(&r);
 }
 
 static void test_idle_not_mixed(void **state)
