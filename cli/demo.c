@@ -1128,8 +1128,11 @@ static void stream_cb(struct tmo_reader *reader, const struct tmo_reader_event *
 		s->ev[i].ret = ret;
 }
 
+/* A socketpair, a reader on one end and a peer that writes `chunks` at times `at` (from its
+ * t0) on the other, then EOF if `eof_after`. */
 static bool stream_setup(struct demo *d, struct report *r, struct stream_run *s, int sv[2],
-			 const struct tmo_reader_options *opt)
+			 const struct tmo_reader_options *opt, const int64_t *at,
+			 const char *const *chunks, int n, bool eof_after)
 {
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		setup_failed(r, "socketpair", errno);
@@ -1143,7 +1146,22 @@ static bool stream_setup(struct demo *d, struct report *r, struct stream_run *s,
 	s->reader.data = s;
 	s->peer.loop = s->loop;
 	s->peer.fd = sv[1];
+	s->peer.at = at;
+	s->peer.chunk = chunks;
+	s->peer.n = n;
+	s->peer.eof_after = eof_after;
 	return true;
+}
+
+/* Starts the reader and the peer. False (and reported) if either refuses. */
+static bool stream_start(struct report *r, struct stream_run *s)
+{
+	int ret = tmo_reader_start(&s->reader, stream_cb);
+	if (ret == 0)
+		ret = peer_start(&s->peer);
+	if (ret < 0)
+		setup_failed(r, "start", ret);
+	return ret >= 0;
 }
 
 static void stream_sequence(const struct stream_run *s, char *json, size_t size, char *text,
@@ -1204,19 +1222,11 @@ static void sc_stream_gap_raise(struct demo *d, struct report *r)
 
 	if (!loop_open(r, &loop))
 		return;
-	if (!stream_setup(d, r, &s, sv, &opt))
+	if (!stream_setup(d, r, &s, sv, &opt, at, chunks, 3, false))
 		goto out;
 	s.t0 = s.peer.t0 = tmo_now();
-	s.peer.at = at;
-	s.peer.chunk = chunks;
-	s.peer.n = 3;
-	int ret = tmo_reader_start(&s.reader, stream_cb);
-	if (ret == 0)
-		ret = peer_start(&s.peer);
-	if (ret < 0) {
-		setup_failed(r, "start", ret);
+	if (!stream_start(r, &s))
 		goto out;
-	}
 	run_until(r, &loop, &s.ended, s.t0 + U(d, 10), "the stream");
 
 	char json[128] = "", text[128] = "", rb[64];
@@ -1254,20 +1264,11 @@ static void sc_stream_gap_sentinel(struct demo *d, struct report *r)
 
 	if (!loop_open(r, &loop))
 		return;
-	if (!stream_setup(d, r, &s, sv, &opt))
+	if (!stream_setup(d, r, &s, sv, &opt, at, chunks, 3, true))
 		goto out;
 	s.t0 = s.peer.t0 = tmo_now();
-	s.peer.at = at;
-	s.peer.chunk = chunks;
-	s.peer.n = 3;
-	s.peer.eof_after = true;
-	int ret = tmo_reader_start(&s.reader, stream_cb);
-	if (ret == 0)
-		ret = peer_start(&s.peer);
-	if (ret < 0) {
-		setup_failed(r, "start", ret);
+	if (!stream_start(r, &s))
 		goto out;
-	}
 	run_until(r, &loop, &s.ended, s.t0 + U(d, 15), "the stream");
 
 	char json[256] = "", text[256] = "", rb[64];
@@ -1332,13 +1333,9 @@ static void sc_periodic_refresh(struct demo *d, struct report *r)
 		return;
 	for (int i = 0; i < 7; i++)
 		at[i] = U(d, 0.5 * (i + 1));
-	if (!stream_setup(d, r, &s, sv, NULL))
+	if (!stream_setup(d, r, &s, sv, NULL, at, chunks, 7, true))
 		goto out;
 	s.t0 = s.peer.t0 = f.t0 = tmo_now();
-	s.peer.at = at;
-	s.peer.chunk = chunks;
-	s.peer.n = 7;
-	s.peer.eof_after = true;
 	s.tick = &f.tick;
 	int ret = tmo_tick_start(&loop, &f.tick, U(d, 1), refresh_cb);
 	if (ret < 0) {
@@ -1346,11 +1343,7 @@ static void sc_periodic_refresh(struct demo *d, struct report *r)
 		goto out;
 	}
 	tick_started = true;
-	ret = tmo_reader_start(&s.reader, stream_cb);
-	if (ret == 0)
-		ret = peer_start(&s.peer);
-	if (ret < 0) {
-		setup_failed(r, "start", ret);
+	if (!stream_start(r, &s)) {
 		tmo_tick_stop(&f.tick);
 		goto out;
 	}
