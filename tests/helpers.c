@@ -75,6 +75,35 @@ int test_loop_teardown(void **state)
 	return 0;
 }
 
+int test_close_leftovers(struct tmo_loop *loop, struct tmo_pool *pool)
+{
+	int left = 0;
+
+	if (pool) {
+		/* end every job, let the workers let go, close */
+		fprintf(stderr, "teardown: pool left open, shutting it down\n");
+		left = 1;
+		tmo_pool_shutdown(pool);
+		tmo_loop_run_until(loop, tmo_now() + 20 * TMO_NSEC_PER_SEC);
+		int ret = tmo_pool_close(pool);
+		if (ret) {
+			fprintf(stderr, "teardown: tmo_pool_close: %d\n", ret);
+			return -1; /* leaks rather than frees memory a worker may still use */
+		}
+	}
+	if (tmo_loop_active(loop)) { /* ops a failed test left pending (bounded) */
+		left = 1;
+		tmo_loop_run_until(loop, tmo_now() + 5 * TMO_NSEC_PER_SEC);
+	}
+	int ret = tmo_loop_close(loop);
+	if (ret) {
+		fprintf(stderr, "teardown: tmo_loop_close: %d (%u still active)\n", ret,
+			tmo_loop_active(loop));
+		return -1;
+	}
+	return left;
+}
+
 void test_pipe(int fds[2])
 {
 	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);

@@ -29,6 +29,14 @@ int test_loop_setup(void **state);
 int test_loop_setup_loop_deadlines(void **state);
 int test_loop_teardown(void **state);
 
+/*
+ * For teardowns of tests with pools: shuts down and closes `pool` (NULL: none left open), runs
+ * out what the loop still has (a failed test's leftovers, bounded), closes the loop. Returns 0
+ * if nothing was left, 1 if something was (the test failed), -1 if the loop or pool would not
+ * close (then nothing is freed: a worker may still use it).
+ */
+int test_close_leftovers(struct tmo_loop *loop, struct tmo_pool *pool);
+
 /* pipe2(O_CLOEXEC | O_NONBLOCK on neither end), asserting success. */
 void test_pipe(int fds[2]);
 /* socketpair(AF_UNIX, SOCK_STREAM), asserting success. */

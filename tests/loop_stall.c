@@ -141,29 +141,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *fx = *state;
-	int failed = 0;
+	int left = test_close_leftovers(&fx->loop, fx->pool_open ? &fx->pool : NULL);
 
-	if (fx->pool_open) {
-		fprintf(stderr, "teardown: pool left open, shutting it down\n");
-		failed = 1;
-		tmo_pool_shutdown(&fx->pool);
-		tmo_loop_run_until(&fx->loop, tmo_now() + 20 * TMO_NSEC_PER_SEC);
-		if (tmo_pool_close(&fx->pool))
-			return -1;
-	}
-	/* ops a failed test left pending (bounded) */
-	if (tmo_loop_active(&fx->loop)) {
-		failed = 1;
-		tmo_loop_run_until(&fx->loop, tmo_now() + 5 * TMO_NSEC_PER_SEC);
-	}
-	int ret = tmo_loop_close(&fx->loop);
-	if (ret) {
-		fprintf(stderr, "teardown: tmo_loop_close: %d (%u still active)\n", ret,
-			tmo_loop_active(&fx->loop));
+	if (left < 0)
 		return -1;
-	}
 	free(fx);
-	return failed ? -1 : 0;
+	return left ? -1 : 0;
 }
 
 static void stall_cb(struct tmo_op *op, int32_t res)

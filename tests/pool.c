@@ -79,30 +79,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *fx = *state;
-	int failed = 0;
+	int left = test_close_leftovers(&fx->loop, fx->pool_open ? &fx->pool : NULL);
 
-	if (fx->pool_open) {
-		/* the test failed (or forgot): end every job, let the workers let go, close */
-		fprintf(stderr, "teardown: pool left open, shutting it down\n");
-		failed = 1;
-		tmo_pool_shutdown(&fx->pool);
-		tmo_loop_run_until(&fx->loop, tmo_now() + 20 * TMO_NSEC_PER_SEC);
-		int ret = tmo_pool_close(&fx->pool);
-		if (ret) {
-			fprintf(stderr, "teardown: tmo_pool_close: %d\n", ret);
-			return -1; /* leaks rather than frees memory a worker may still use */
-		}
-	}
-	int ret = tmo_loop_close(&fx->loop);
-	if (ret) {
-		fprintf(stderr, "teardown: tmo_loop_close: %d (%u still active)\n", ret,
-			tmo_loop_active(&fx->loop));
+	if (left < 0)
 		return -1;
-	}
 	for (int i = 0; i < fx->nallocs; i++)
 		free(fx->allocs[i]);
 	free(fx);
-	return failed ? -1 : 0;
+	return left ? -1 : 0;
 }
 
 /* Zeroed memory that lives until the teardown. */
