@@ -812,10 +812,12 @@ void tmo__pools_service(struct tmo__loop_state *st)
 
 void tmo__pool_on_cqe(struct tmo__loop_state *st, struct tmo__pool_state *p, int32_t res)
 {
-	(void)res; /* 0 or 8 (woken), -EAGAIN (the word moved first), -ECANCELED: drain anyway */
+	/* 0 or 8 (woken), -EAGAIN (the word moved first), -ECANCELED (the loop withdrew it when
+	 * the pool went idle: not a wake-up by a worker); drain in every case. */
 	p->wake_in_flight = false;
 	st->active--;
-	p->stats.wakeups++;
+	if (res != -ECANCELED)
+		p->stats.wakeups++;
 	p->dispatching++;
 	drain(p);
 	p->dispatching--;
