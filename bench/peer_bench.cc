@@ -31,6 +31,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -153,6 +154,7 @@ void Scale(benchmark::State &state, const peer *p)
 	peer_mem before{}, after{};
 	void *ctx = nullptr;
 	peer_why_clear();
+	malloc_trim(0); // memory freed by earlier benchmarks would otherwise hide this one's
 	int ret = peer_mem_read(&before);
 	if (ret == 0)
 		ret = p->scale_create(&ctx, pending);
