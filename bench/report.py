@@ -287,7 +287,7 @@ if args.quick:
 head += [f"Machine: {mach['cpu']}, {mach['cpus']} CPUs, {mach['memory']}, Linux "
          f"{mach['kernel']}; {date}. Versions: "
          + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + ".",
-         "Reproduce: `scripts/bench` (about 6 minutes; `--quick` for a smoke run). "
+         "Reproduce: `scripts/bench` (about 5 minutes; `--quick` for a smoke run). "
          "Absolute figures move from machine to machine; the ratios are the point.", ""]
 if verdicts:
     head += ["## Targets", "", "| target | met | figure |", "|---|---|---|"]

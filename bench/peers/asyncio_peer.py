@@ -7,11 +7,12 @@ loop of CPython 3.11 (selector loop over epoll), standard library only. Writes
 google-benchmark-shaped JSON so that the report reads it like peer_bench's.
 
   python3 bench/peers/asyncio_peer.py --out FILE [--quick] [--filter REGEX] [--min-time S]
+                                      [--cold-malloc]
 
 --min-time applies to W1 and W3 (default 0.3 s, 0.05 s with --quick); W2 is one run of each
-size, W4 runs 2 s (0.5 s), W5 1 s (0.2 s). A benchmark that fails, or whose checks fail, gets
-an entry with error_occurred and the run goes on; the exit status is 0 unless the arguments
-were bad.
+size, W4 runs 2 s (0.5 s), W5 1 s (0.2 s). --cold-malloc: see warm_malloc(). A benchmark that
+fails, or whose checks fail, gets an entry with error_occurred and the run goes on; the exit
+status is 0 unless the arguments were bad.
 """
 import argparse
 import asyncio
@@ -206,12 +207,12 @@ class Flows:
                     return
                 expect = (expect + 1) & 0xFF
                 self.received += 1
-                if self.received == self.target:
+                if self.received == self.target and not self.done.done():
                     self.done.set_result(None)
                 writer.write(b if replier else BYTE[expect])
                 await writer.drain()
         except TimeoutError:
-            self._fail("a 10 s read deadline fired")
+            self._fail(f"a {FLOW_DEADLINE_S:g} s read deadline fired")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 -- any failure ends the run with its reason
@@ -257,7 +258,8 @@ def bench_flows(name, flows, mode, min_time):
 # ---- Workload 2: precision of deadlines that fire ----------------------------------------
 
 def precision_offsets(n):
-    """n offsets spread uniformly over one second, shuffled with a fixed seed."""
+    """n offsets spread uniformly over one second (i * 1 s / n, as peer_bench), shuffled with a
+    fixed seed (Python's Mersenne Twister, so not peer_bench's order)."""
     off = [i * NSEC_PER_SEC // n for i in range(n)]
     random.Random(PRECISION_SEED).shuffle(off)
     return off
@@ -271,9 +273,8 @@ def precision_counters(late, armed_ns):
         c[f"late_{tag}_ns"] = nearest_rank(s, p)
     c["late_max_ns"] = s[-1]
     c["early"] = sum(1 for v in late if v < 0)
-    c["armed_ns"] = armed_ns
+    c["armed_before_due_ns"] = -armed_ns
     return c
-
 
 
 async def precision_call_at(lead_ns, offsets, late):
@@ -435,6 +436,14 @@ def noop():
     pass
 
 
+def malloc_trim():
+    try:
+        import ctypes
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to trim
+
+
 async def scale(pending, min_time):
     """`pending` handles from loop.call_at(loop.time() + 3600, cb), kept as users keep them
     (to cancel them later); then batches of 1000 more armed and cancelled with
@@ -448,6 +457,7 @@ async def scale(pending, min_time):
     call_at = loop.call_at
     ltime = loop.time
     gc.collect()
+    malloc_trim()  # as peer_bench: memory freed by earlier benchmarks would hide this one's
     rss0, kern0, _ = mem_read()
     held = [call_at(ltime() + SCALE_TIMEOUT_S, noop) for _ in range(pending)]
     rss1, kern1, src = mem_read()
@@ -526,11 +536,13 @@ def py_heap_per_timer():
 def bench_scale(name, pending, min_time):
     loop = new_loop()
     try:
-        iters, real, cpu, counters, _src = loop.run_until_complete(scale(pending, min_time))
+        iters, real, cpu, counters, src = loop.run_until_complete(scale(pending, min_time))
     finally:
         close_loop(loop)
-    return entry(name, iters, real, cpu, items=iters * SCALE_BATCH,
-                 py_heap_per_pending_bytes=py_heap_per_timer(), **counters)
+    e = entry(name, iters, real, cpu, items=iters * SCALE_BATCH,
+              py_heap_per_pending_bytes=py_heap_per_timer(), **counters)
+    e["label"] = f"kernel memory from {src}"
+    return e
 
 
 # ---- Workload 4: idle connections with gap deadlines --------------------------------------
@@ -564,6 +576,8 @@ def sender_child(ctrl, conns, active, run_ns):
             tick += IDLE_INTERVAL_NS
         ctrl.sendall(b"S%d" % sent)
         ctrl.recv(16)  # the parent closing its end: the run is over
+    except (BrokenPipeError, ConnectionResetError):
+        code = 1  # the parent gave up on the run and closed its ends: it knows why
     except BaseException:  # noqa: BLE001 -- the child reports by its exit status
         traceback.print_exc()
         code = 1
@@ -614,7 +628,7 @@ class Idle:
                 self.bytes += len(data)
         except TimeoutError:
             self.timeouts += 1
-            self.fail("a 60 s gap deadline fired")
+            self.fail(f"a {IDLE_GAP_S:g} s gap deadline fired")
 
 
 def bench_idle(name, deadline, run_s):
@@ -659,19 +673,20 @@ def bench_idle(name, deadline, run_s):
         result = loop.run_until_complete(idle_run(st, mine, ctrl, run_ns))
         mine = []  # the transports own and closed them
     finally:
-        for s in mine:
-            s.close()
         if loop is not None:
             close_loop(loop)
+        for s in mine:  # close() is a no-op on those a transport closed
+            s.close()
         ctrl.close()
         _, status = os.waitpid(pid, 0)
     if status != 0:
         raise BenchError(f"the sender process failed (wait status {status})")
-    wall, cpu, got, timeouts, faults = result
+    wall, cpu, got, sent, timeouts, faults = result
     # Minor page faults per second of the run: asyncio's socket transport reads with
     # sock.recv(256 KiB), and glibc may serve each such buffer with a fresh mmap
     # (python/cpython#85451), which shows here and in cpu_per_s.
-    return entry(name, 1, wall, cpu, cpu_per_s=cpu / wall, bytes=got, timeouts=timeouts,
+    return entry(name, 1, wall, cpu, cpu_per_s=cpu / wall, bytes=got, sent=sent,
+                 timeouts=timeouts, wall_s=wall / NSEC_PER_SEC,
                  minflt_per_s=faults * NSEC_PER_SEC / wall)
 
 
@@ -687,6 +702,10 @@ async def idle_run(st, socks, ctrl, run_ns):
         await asyncio.sleep(0)  # the last task reached its read in the same turn it counted
         if st.error:
             raise BenchError(st.error)
+        # Setting up 10,000 connections leaves ~300,000 young objects, whose first full
+        # collections (50-150 ms each) would otherwise land in the run. A server whose
+        # connections came in a while ago has had them; so has this one before the clocks start.
+        gc.collect()
 
         sent = None
         marks = {}
@@ -739,7 +758,7 @@ async def idle_run(st, socks, ctrl, run_ns):
             w.close()
         await asyncio.sleep(0)
 
-    return t1 - t0, c1 - c0, got, st.timeouts, f1 - f0
+    return t1 - t0, c1 - c0, got, sent, st.timeouts, f1 - f0
 
 
 # ---- Workload 5: offloading a blocking call ------------------------------------------------
@@ -849,9 +868,12 @@ def main():
     if not args.cold_malloc:
         warm_malloc()
     results = []
+    families = {}
     for name, fn, params in benchmarks(args.quick, args.min_time):
         if not pat.search(name):
             continue
+        fam = name.split("/")[0]
+        family = families.setdefault(fam, [len(families), 0])
         gc.collect()
         t = time.perf_counter()
         try:
@@ -860,6 +882,8 @@ def main():
             msg = str(exc) if isinstance(exc, BenchError) else f"{type(exc).__name__}: {exc}"
             e = {"name": name, "run_name": name, "run_type": "iteration",
                  "error_occurred": True, "error_message": msg}
+        e["family_index"], e["per_family_instance_index"] = family
+        family[1] += 1
         results.append(e)
         shown = e.get("error_message") or " ".join(
             f"{k}={v:.4g}" for k, v in e.items()
