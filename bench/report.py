@@ -308,7 +308,7 @@ gp = shutil.which("gnuplot")
 if gp:
     os.makedirs(args.out, exist_ok=True)
     d = args.dir
-    script = ["set terminal pngcairo size 900,560 font ',10'", "set key outside right top",
+    script = ["set terminal pngcairo size 900,560 font ',10' noenhanced", "set key outside right top",
               "set grid"]
     if w1:
         with open(f"{d}/w1.dat", "w") as f:
