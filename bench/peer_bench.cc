@@ -358,6 +358,7 @@ int IdleSetup(IdleHarness &h, std::vector<int> &fds)
 	return ret;
 }
 
+// fds: connections not handed to a peer (setup failed half way).
 void IdleTeardown(IdleHarness &h, std::vector<int> &fds)
 {
 	for (int fd : fds)
@@ -396,6 +397,18 @@ void Idle(benchmark::State &state, const peer *p)
 		pi.stop = IdleStop;
 		pi.harness = &h;
 		ret = p->idle(&pi);
+		// The peer owned the connections and must have closed them all: this thread has
+		// opened nothing since, so an fd still open is one the peer left behind.
+		uint32_t left = 0;
+		for (int fd : fds)
+			if (fcntl(fd, F_GETFD) >= 0) {
+				left++;
+				close(fd);
+			}
+		fds.clear();
+		if (left && ret == 0)
+			ret = peer_fail(-EBADFD, "the peer left %u of its %u connections open", left,
+					kIdleConns);
 	}
 	IdleTeardown(h, fds);
 	if (ret < 0) {

@@ -600,6 +600,8 @@ static int idle(struct peer_idle *p)
 out:
 	if (epfd >= 0)
 		close(epfd);
+	for (uint32_t i = 0; i < p->conns; i++)
+		close(p->fds[i]); /* the peer owns them (peer.h) */
 	free(heap.s);
 	free(c);
 	return ret;

@@ -508,9 +508,7 @@ static int libevent_idle(struct peer_idle *p)
 	int ret;
 
 	c.bev = calloc(p->conns ? p->conns : 1, sizeof(c.bev[0]));
-	if (!c.bev)
-		return peer_fail(-ENOMEM, "libevent idle: out of memory");
-	ret = new_base(&c.base);
+	ret = c.bev ? new_base(&c.base) : peer_fail(-ENOMEM, "libevent idle: out of memory");
 
 	for (uint32_t i = 0; i < p->conns && !ret; i++) {
 		/* As a server does with an accepted socket before handing it to libevent. */
@@ -547,9 +545,11 @@ static int libevent_idle(struct peer_idle *p)
 
 	if (stop)
 		event_free(stop);
-	for (uint32_t i = 0; i < p->conns; i++)
-		if (c.bev[i])
+	for (uint32_t i = 0; i < p->conns; i++) {
+		if (c.bev && c.bev[i])
 			bufferevent_free(c.bev[i]);
+		close(p->fds[i]); /* the peer owns them (peer.h) */
+	}
 	if (c.base)
 		event_base_free(c.base);
 	free(c.bev);

@@ -18,7 +18,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -553,8 +552,8 @@ struct idle_conn {
 	uv_pipe_t pipe;
 	uv_timer_t timer;    /* the gap deadline, with p->deadline only */
 	bool pipe_init;
+	bool opened;         /* uv_pipe_open took the fd: uv_close closes it */
 	bool timer_init;
-	int borrowed;        /* the harness's fd libuv reads, when it has no dup of it; else -1 */
 };
 
 struct idle {
@@ -562,7 +561,6 @@ struct idle {
 	struct peer_idle *p;
 	uv_poll_t stop;
 	bool stop_init;
-	bool borrow;         /* too few fds for a dup of each connection */
 	int error;
 	uint8_t buf[64];     /* every read's buffer: the data is consumed in the read callback */
 	struct idle_conn conn[];
@@ -619,29 +617,15 @@ static void idle_stop(uv_poll_t *poll, int status, int events)
 	uv_stop(&s->loop);
 }
 
-/*
- * uv_close closes the pipe's fd there and then (uv__stream_close): a borrowed one is the
- * harness's, so a dup of it goes back in its place right after (this thread opens nothing in
- * between). false if no fd is left for that dup: then the handle stays open (and leaks).
- */
-static bool idle_close_conn(struct idle_conn *c)
+/* The peer owns the connection's fd (peer.h): uv_close closes it once the pipe has it. */
+static void idle_close_conn(struct idle_conn *c, int fd)
 {
-	int keep = -1;
-
-	if (c->pipe_init && c->borrowed >= 0) {
-		keep = fcntl(c->borrowed, F_DUPFD_CLOEXEC, 0);
-		if (keep < 0)
-			return false;
-	}
 	if (c->pipe_init)
 		close_handle((uv_handle_t *)&c->pipe);
-	if (keep >= 0) {
-		dup3(keep, c->borrowed, O_CLOEXEC);
-		close(keep);
-	}
+	if (!c->opened)
+		close(fd);
 	if (c->timer_init)
 		close_handle((uv_handle_t *)&c->timer);
-	return true;
 }
 
 static int idle(struct peer_idle *p)
@@ -651,27 +635,16 @@ static int idle(struct peer_idle *p)
 	int stop_flags = fcntl(p->stop_fd, F_GETFL);
 	int ret;
 
-	if (!s)
+	if (!s) {
+		for (uint32_t i = 0; i < p->conns; i++)
+			close(p->fds[i]);
 		return peer_fail(-ENOMEM, "libuv W4: %u connections", p->conns);
-	s->p = p;
-	/*
-	 * uv_close closes a pipe's fd, so libuv is given a dup of each of the harness's fds. For
-	 * 10,000 connections that takes 20,000 fds and more, past a hard RLIMIT_NOFILE of 20,000
-	 * (the test machine's): then libuv reads the harness's fds themselves, and at teardown
-	 * each is kept open across uv_close by a dup put back in its place (idle_close_conn).
-	 * The run makes the same calls either way.
-	 */
-	struct rlimit rl;
-
-	s->borrow = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
-		    rl.rlim_max < 2 * (rlim_t)p->conns + 64;
-	ret = peer_want_fds((s->borrow ? 1 : 2) * p->conns + 64);
-	if (ret < 0) {
-		free(s);
-		return ret;
 	}
+	s->p = p;
 	ret = uv_loop_init(&s->loop);
 	if (ret < 0) {
+		for (uint32_t i = 0; i < p->conns; i++)
+			close(p->fds[i]);
 		free(s);
 		return peer_fail(uv_errno(ret), "libuv W4: uv_loop_init: %s", uv_strerror(ret));
 	}
@@ -681,26 +654,15 @@ static int idle(struct peer_idle *p)
 
 	for (uint32_t i = 0; i < p->conns && !ret; i++) {
 		struct idle_conn *c = &s->conn[i];
-		int fd = s->borrow ? p->fds[i] : fcntl(p->fds[i], F_DUPFD_CLOEXEC, 0);
 
-		c->borrowed = -1;
-		if (fd < 0) {
-			ret = -errno;
-			what = "dup";
-			break;
-		}
 		ret = uv_pipe_init(&s->loop, &c->pipe, 0);
 		if (!ret) {
 			c->pipe_init = true;
-			ret = uv_pipe_open(&c->pipe, fd);
+			ret = uv_pipe_open(&c->pipe, p->fds[i]);
 		}
-		if (ret < 0) {
-			if (!s->borrow)
-				close(fd);
+		if (ret < 0)
 			break;
-		}
-		if (s->borrow)
-			c->borrowed = fd;
+		c->opened = true;
 		ret = uv_read_start((uv_stream_t *)&c->pipe, idle_alloc, idle_read);
 		if (ret < 0 || !p->deadline)
 			continue;
@@ -731,19 +693,15 @@ static int idle(struct peer_idle *p)
 				ret > -3000 ? strerror(-ret) : uv_strerror(ret));
 	}
 
-	bool closed = true;
-
 	for (uint32_t i = 0; i < p->conns; i++)
-		closed &= idle_close_conn(&s->conn[i]);
+		idle_close_conn(&s->conn[i], p->fds[i]);
 	if (s->stop_init)
 		close_handle((uv_handle_t *)&s->stop);
-	if (!closed)
-		return ret < 0 ? ret : peer_fail(-EMFILE, "libuv W4: no fd left to keep a harness fd");
-	if (!loop_finish(&s->loop))
-		return ret < 0 ? ret : peer_fail(-EBUSY, "libuv W4: uv_loop_close");
 	/* uv_poll_init made stop_fd nonblocking: it is the harness's, give it back as it was. */
 	if (stop_flags >= 0)
 		fcntl(p->stop_fd, F_SETFL, stop_flags);
+	if (!loop_finish(&s->loop)) /* s is leaked: libuv still points into it */
+		return ret < 0 ? ret : peer_fail(-EBUSY, "libuv W4: uv_loop_close");
 	if (!ret)
 		ret = s->error;
 	free(s);

@@ -85,9 +85,11 @@ struct peer_precision {
 /* ---- Workload 4: idle connections with gap deadlines ------------------------------------ */
 
 /*
- * `conns` connected AF_UNIX SOCK_STREAM sockets (fds[]: the peer's ends; the harness owns
- * them and closes them, so a library that closes what it wraps must be given a dup()). The
- * other ends are in a sender process: every PEER_IDLE_INTERVAL_NS it writes one byte to each
+ * `conns` connected AF_UNIX SOCK_STREAM sockets (fds[]: the peer's ends, handed over: the
+ * peer owns them from the call on and closes every one before it returns, on every path, as
+ * a server owns the sockets it accepted; a library that closes what it wraps, like libuv's
+ * uv_close, does it for the peer; the harness fails a run that leaves one open). The other
+ * ends are in a sender process: every PEER_IDLE_INTERVAL_NS it writes one byte to each
  * of the first `active` connections; the others stay silent throughout.
  *
  * The peer reads every connection (each read takes what is there, up to 64 bytes) and, when

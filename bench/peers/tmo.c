@@ -416,12 +416,17 @@ static int idle(struct peer_idle *p, const struct config *c)
 	};
 	int ret = loop_init(&s.loop, c);
 
-	if (ret < 0)
+	if (ret == 0) {
+		s.conn = calloc(p->conns, sizeof(*s.conn));
+		if (!s.conn) {
+			tmo_loop_close(&s.loop);
+			ret = peer_fail(-ENOMEM, "%u readers", p->conns);
+		}
+	}
+	if (ret < 0) {
+		for (uint32_t i = 0; i < p->conns; i++)
+			close(p->fds[i]);
 		return ret;
-	s.conn = calloc(p->conns, sizeof(*s.conn));
-	if (!s.conn) {
-		tmo_loop_close(&s.loop);
-		return -ENOMEM;
 	}
 	uint32_t started = 0;
 
@@ -463,6 +468,8 @@ static int idle(struct peer_idle *p, const struct config *c)
 	}
 	tmo_loop_close(&s.loop);
 	free(s.conn);
+	for (uint32_t i = 0; i < p->conns; i++)
+		close(p->fds[i]); /* the peer owns them (peer.h) */
 	if (!ret)
 		ret = s.error;
 	return ret;
