@@ -10,6 +10,7 @@ asyncio_peer.py's of the same shape); internal.json / internal.md from internal_
 import argparse
 import glob
 import json
+import math
 import os
 import platform
 import re
@@ -204,7 +205,7 @@ if w3:
         md.append(f"| {p} | " + " | ".join(cells)
                   + f" | {ratio_txt(growth)} ({lo:,} to {hi:,}) | {mem} |")
         if p in ("tmo", "tmo-loop") and growth is not None:
-            import math
+
             log_growth = math.log2(hi) / math.log2(lo)
             verdicts.append((f"W3: {p} arm+cancel grows no faster than log n "
                              f"({lo:,} to {hi:,}: log allows {log_growth:.2f}x)",
