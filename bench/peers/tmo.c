@@ -217,16 +217,17 @@ static int precision(struct peer_precision *p, const struct config *c)
 		return ret;
 	r->late = p->late;
 	int64_t base = peer_now() + p->lead_ns;
+	uint32_t armed = 0;
 
-	for (uint32_t i = 0; i < p->n && !ret; i++) {
-		r->w[i].due = base + p->offset[i];
-		ret = waiter_start(&r->w[i], r->w[i].due, on_fired);
+	for (; armed < p->n && !ret; armed++) {
+		r->w[armed].due = base + p->offset[armed];
+		ret = waiter_start(&r->w[armed], r->w[armed].due, on_fired);
 	}
 	if (!ret)
 		ret = submit(&r->loop);
 	p->armed_ns = peer_now() - base;
 	if (ret < 0)
-		ret = peer_fail(ret, "arming read %llu", (unsigned long long)r->done);
+		ret = peer_fail(ret, "arming read %u of %u", armed, p->n);
 	while (!ret && !r->error && r->done < p->n) {
 		ret = tmo_loop_run(&r->loop, TMO_RUN_DEFAULT);
 		if (ret == 0 && r->done < p->n)
