@@ -484,13 +484,9 @@ void RegisterPeer(const peer *p)
 					->Iterations(1)
 					->UseRealTime()
 					->Unit(benchmark::kMillisecond);
-	// tmo stops at 100,000 pending: with 1,000,000 reads and their linked timeouts in flight,
-	// arming them had not finished after 5 minutes on the reference machine (the cost grows
-	// faster than linearly somewhere between 100,000 and 1,000,000; see docs/benchmarks.md).
-	const bool tmo = strncmp(p->name, "tmo", 3) == 0;
 	if (p->scale_create)
 		for (int64_t pending : {1000, 10000, 100000, 1000000})
-			if ((!quick && !tmo) || pending <= 100000)
+			if (!quick || pending <= 100000)
 				benchmark::RegisterBenchmark(("W3_Scale/" + n).c_str(), Scale, p)
 					->Arg(pending)
 					->Iterations(quick ? 10 : 50)
