@@ -12,7 +12,12 @@
 #include "tmo/scope.h"
 
 enum { TMO__CONTAINER_SCOPE = 1, TMO__CONTAINER_GROUP = 2 };
-enum { TMO__TIMER_OP = 1, TMO__TIMER_CONTAINER = 2, TMO__TIMER_JOB = 3 };
+enum {
+	TMO__TIMER_OP = 1,
+	TMO__TIMER_CONTAINER = 2,
+	TMO__TIMER_JOB = 3,
+	TMO__TIMER_CANCEL_RETRY = 4, /* an op's timer, re-armed to ask the kernel again to cancel */
+};
 
 static inline struct tmo_scope *tmo__scope_of(struct tmo__container *c)
 {

@@ -34,18 +34,19 @@
  * the caller restarted the op at the same address (seen with DEFER_TASKRUN, whose deferred
  * work runs in batches), and would kill the new request. The generation makes the new request
  * a different user_data. Only TAG_OP completions dereference the op: the others may arrive
- * after the op was released and reused, so they are dropped unread.
+ * after the op was released and reused, so they are dropped unread, except an op's own cancel
+ * (TAG_CANCEL): tmo holds the op until that cancel's answer is in (see op.c), because an answer
+ * that the request was not found, while the kernel still holds it, must be acted on.
  */
 enum {
 	TMO__TAG_OP = 0,
-	TMO__TAG_LINK_TIMEOUT = 1,
-	TMO__TAG_CANCEL = 2,
-	TMO__TAG_LOOP_TIMER = 3,        /* the loop's one timeout for its earliest kept deadline */
-	TMO__TAG_LOOP_TIMER_UPDATE = 4, /* a request moving that timeout earlier */
-	TMO__TAG_TICK = 5,              /* a struct tmo_tick's timeout (tick.c) */
-	TMO__TAG_TICK_REMOVE = 6,       /* a request removing it */
-	TMO__TAG_POOL = 7,              /* a pool's wake-up request, or its cancellation (pool.c) */
-	TMO__TAG_MASK = 7,
+	TMO__TAG_IGNORED = 1,    /* carries nothing: linked timeouts, a pool's wake-up cancel, a
+				  * request moving the loop's timeout, a tick's removal */
+	TMO__TAG_CANCEL = 2,     /* an op's cancel: its answer is read (op.c) */
+	TMO__TAG_LOOP_TIMER = 3, /* the loop's one timeout for its earliest kept deadline */
+	TMO__TAG_TICK = 5,       /* a struct tmo_tick's timeout (tick.c) */
+	TMO__TAG_POOL = 7,       /* a pool's wake-up request (pool.c) */
+	TMO__TAG_MASK = 7,       /* 4 and 6 are free */
 };
 #define TMO__GENERATION_SHIFT 56
 #define TMO__ADDRESS_MASK ((UINT64_C(1) << TMO__GENERATION_SHIFT) - 1 - TMO__TAG_MASK)
@@ -110,6 +111,11 @@ enum {
 	TMO__F_GROUP_WAITING = 1u << 8,  /* a group member waiting for a slot: not started */
 	TMO__F_LINKED = 1u << 9,         /* a linked timeout enforces the deadline */
 	TMO__F_REPORTED = 1u << 10,      /* the callback fired; waiting for the kernel to let go */
+	TMO__F_CANCEL_ASKED = 1u << 11,  /* a cancel request is in flight: the op is held for its
+					  * answer */
+	TMO__F_DONE_HELD = 1u << 12,     /* the op's own completion came before that answer; its
+					  * result waits in ._held_res */
+	TMO__F_CANCEL_RETRY = 1u << 13,  /* ._timer is armed to ask again, not for the deadline */
 };
 
 /* A FIFO of ops linked through ._next. */
@@ -190,12 +196,17 @@ struct io_uring_sqe *tmo__get_sqes(struct tmo__loop_state *st, unsigned need);
 /* Handles one CQE with TMO__TAG_OP. */
 void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res);
 
+/* Handles the answer to an op's cancel request (TMO__TAG_CANCEL). */
+void tmo__op_on_cancel_answer(struct tmo__loop_state *st, struct tmo_op *op, int32_t res);
+
 /* Handles one op popped from the pending queue; an op that could not progress (no SQE) is put
  * back on the queue. */
 void tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op);
 
 /* Called when the loop sees an op's own loop-kept deadline pass. */
 void tmo__op_on_expired(struct tmo__loop_state *st, struct tmo_op *op);
+/* Called when an op's pause before asking the kernel again to cancel it is over. */
+void tmo__op_on_cancel_retry(struct tmo__loop_state *st, struct tmo_op *op);
 
 struct tmo_tick;
 /* Handles one CQE with TMO__TAG_TICK (tick.c). */
@@ -239,6 +250,14 @@ void tmo__pools_service(struct tmo__loop_state *st);
 struct tmo_job;
 /* Called when the loop sees a job's deadline pass (pool.c). */
 void tmo__job_on_expired(struct tmo__loop_state *st, struct tmo_job *job);
+
+/* Whether the kernel reads and writes anonymous blocking pipes at submit time (Linux 6.4);
+ * probed once per process (kernel_probe.c). */
+bool tmo__kernel_pipes_nowait(void);
+struct stat;
+/* Whether io_uring runs reads and writes on `fd` (fstat'ed into *sb) blocking in io-wq: a
+ * blocking FIFO, or a blocking pipe on a kernel without nowait pipes (kernel_probe.c). */
+bool tmo__fd_io_blocks_in_iowq(int fd, const struct stat *sb);
 
 static inline struct tmo_op *tmo__op_of_timer(struct tmo__timer *timer)
 {

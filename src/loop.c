@@ -115,6 +115,8 @@ static int probe_opcodes(struct tmo__loop_state *st)
 	if (uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
 	    (major > 6 || (major == 6 && minor >= 4)))
 		st->features |= 1u << TMO_FEAT_TIMEOUT_MULTISHOT;
+	if (tmo__kernel_pipes_nowait())
+		st->features |= 1u << TMO_FEAT_NOWAIT_PIPES;
 	return 0;
 }
 
@@ -295,7 +297,7 @@ static bool arm_timer(struct tmo__loop_state *st, int64_t when)
 		st->timer.update_ts.tv_sec = when / TMO_NSEC_PER_SEC;
 		st->timer.update_ts.tv_nsec = when % TMO_NSEC_PER_SEC;
 		io_uring_prep_timeout_update(sqe, &st->timer.update_ts, timer_data, IORING_TIMEOUT_ABS);
-		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)st | TMO__TAG_LOOP_TIMER_UPDATE);
+		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)st | TMO__TAG_IGNORED);
 	} else {
 		st->timer.ts.tv_sec = when / TMO_NSEC_PER_SEC;
 		st->timer.ts.tv_nsec = when % TMO_NSEC_PER_SEC;
@@ -335,6 +337,9 @@ static unsigned reap(struct tmo__loop_state *st)
 
 			if (tag == TMO__TAG_OP)
 				tmo__op_on_cqe(st, tmo__op_of_user_data(user_data[i]), res[i]);
+			else if (tag == TMO__TAG_CANCEL)
+				tmo__op_on_cancel_answer(st, tmo__op_of_user_data(user_data[i]),
+							 res[i]);
 			else if (tag == TMO__TAG_LOOP_TIMER)
 				st->timer.in_flight = false; /* fired: expire() runs next */
 			else if (tag == TMO__TAG_TICK)
@@ -347,8 +352,8 @@ static unsigned reap(struct tmo__loop_state *st)
 						 (struct tmo__pool_state *)(uintptr_t)(user_data[i] &
 										      TMO__ADDRESS_MASK),
 						 res[i]);
-			/* Linked-timeout, cancel and timer-update CQEs carry nothing the op's own
-			 * CQE does not; they may also outlive the op, so they are never
+			/* TMO__TAG_IGNORED: linked timeouts and the like carry nothing the op's
+			 * own CQE does not; they may also outlive the op, so they are never
 			 * dereferenced. */
 		}
 		total += n;
@@ -370,6 +375,8 @@ static void expire(struct tmo__loop_state *st)
 		timer->armed = 0;
 		if (timer->kind == TMO__TIMER_OP) {
 			tmo__op_on_expired(st, tmo__op_of_timer(timer));
+		} else if (timer->kind == TMO__TIMER_CANCEL_RETRY) {
+			tmo__op_on_cancel_retry(st, tmo__op_of_timer(timer));
 		} else if (timer->kind == TMO__TIMER_JOB) {
 			tmo__job_on_expired(st, (struct tmo_job *)((char *)timer -
 								   offsetof(struct tmo_job, _timer)));

@@ -306,7 +306,7 @@ static bool submit(struct tmo__loop_state *st, struct tmo_op *op)
 		tmo__set_timespec(&op->_ts, op->_deadline);
 		io_uring_prep_link_timeout(lt, (struct __kernel_timespec *)&op->_ts,
 					   IORING_TIMEOUT_ABS);
-		io_uring_sqe_set_data64(lt, tmo__user_data(op, TMO__TAG_LINK_TIMEOUT));
+		io_uring_sqe_set_data64(lt, tmo__user_data(op, TMO__TAG_IGNORED));
 		if (tmo__has(st, TMO_FEAT_CQE_SKIP))
 			lt->flags |= IOSQE_CQE_SKIP_SUCCESS;
 		op->_flags |= TMO__F_LINKED;
@@ -317,6 +317,11 @@ static bool submit(struct tmo__loop_state *st, struct tmo_op *op)
 	return true;
 }
 
+/*
+ * Asks the kernel to cancel the op's request. The answer is read (tmo__op_on_cancel_answer)
+ * and the op is held until it comes: "not found" while the kernel still holds the request
+ * must be asked again, or the op would wait for ever (see there).
+ */
 static bool send_cancel(struct tmo__loop_state *st, struct tmo_op *op)
 {
 	struct io_uring_sqe *sqe = tmo__get_sqes(st, 1);
@@ -326,6 +331,9 @@ static bool send_cancel(struct tmo__loop_state *st, struct tmo_op *op)
 	io_uring_prep_cancel64(sqe, tmo__user_data(op, TMO__TAG_OP), 0);
 	io_uring_sqe_set_data64(sqe, tmo__user_data(op, TMO__TAG_CANCEL));
 	op->_flags &= ~TMO__F_CANCEL_UNSENT;
+	op->_flags |= TMO__F_CANCEL_ASKED;
+	if (op->_cancel_asks < UINT8_MAX)
+		op->_cancel_asks++;
 	return true;
 }
 
@@ -408,6 +416,7 @@ static int activate(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, 
 	op->_cause_obj = NULL;
 	op->_timer.kind = TMO__TIMER_OP;
 	op->_timer.armed = 0;
+	op->_cancel_asks = 0;
 	op->_flags = TMO__F_PREPARED | TMO__F_ACTIVE;
 	if (c)
 		tmo__container_add_op(c, op);
@@ -708,6 +717,16 @@ static int32_t outcome(struct tmo_op *op, int32_t res)
 
 void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 {
+	if (op->_flags & TMO__F_CANCEL_ASKED) {
+		/* Held until the cancel's answer, which may otherwise outlive the op. */
+		op->_held_res = res;
+		op->_flags |= TMO__F_DONE_HELD;
+		return;
+	}
+	if (op->_flags & TMO__F_CANCEL_RETRY) {
+		op->_flags &= ~TMO__F_CANCEL_RETRY;
+		tmo__timer_disarm(st, &op->_timer);
+	}
 	if (op->_flags & TMO__F_REPORTED) {
 		release_late(st, op, res);
 		return;
@@ -722,6 +741,49 @@ void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 		return;
 	}
 	deliver(st, op, res);
+}
+
+/* The longest pause between two cancel requests for one start, and the first. */
+#define CANCEL_RETRY_FIRST_NS (1 * TMO_NSEC_PER_MSEC)
+#define CANCEL_RETRY_MAX_SHIFT 6 /* 64 ms */
+
+/*
+ * The kernel answered the op's cancel. 0: found and cancelled, its own completion follows.
+ * Anything else while the kernel still holds the request means it was not stopped: -ENOENT
+ * when it could not be found (on Linux before 6.4 a blocking pipe's read or write moves from
+ * poll to io-wq and can be found in neither for a while), -EALREADY when it is running in
+ * io-wq and was only signalled. Either way tmo asks again, after a pause that doubles up to
+ * 64 ms, until the request ends: no cancel and no deadline waits for ever on one lost answer.
+ */
+void tmo__op_on_cancel_answer(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
+{
+	op->_flags &= ~TMO__F_CANCEL_ASKED;
+	if (op->_flags & TMO__F_DONE_HELD) {
+		op->_flags &= ~TMO__F_DONE_HELD;
+		tmo__op_on_cqe(st, op, op->_held_res);
+		return;
+	}
+	if (res == 0 || !(op->_flags & TMO__F_KERNEL))
+		return;
+	unsigned shift = op->_cancel_asks - 1u;
+	if (shift > CANCEL_RETRY_MAX_SHIFT)
+		shift = CANCEL_RETRY_MAX_SHIFT;
+	st->stats.cancel_retries++;
+	op->_flags |= TMO__F_CANCEL_RETRY;
+	op->_timer.kind = TMO__TIMER_CANCEL_RETRY;
+	tmo__timer_arm(st, &op->_timer, tmo_now() + (CANCEL_RETRY_FIRST_NS << shift));
+}
+
+void tmo__op_on_cancel_retry(struct tmo__loop_state *st, struct tmo_op *op)
+{
+	op->_timer.armed = 0;
+	op->_timer.kind = TMO__TIMER_OP;
+	op->_flags &= ~TMO__F_CANCEL_RETRY;
+	if (!(op->_flags & TMO__F_KERNEL))
+		return;
+	op->_flags |= TMO__F_CANCEL_UNSENT;
+	if (!(op->_flags & TMO__F_QUEUED))
+		enqueue_pending(st, op);
 }
 
 void tmo__op_on_expired(struct tmo__loop_state *st, struct tmo_op *op)

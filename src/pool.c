@@ -785,7 +785,7 @@ static void service(struct tmo__pool_state *p)
 		if (sqe) {
 			io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)p | TMO__TAG_POOL, 0);
 			/* Its own completion is never read: the pool may be gone by then. */
-			io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)p | TMO__TAG_CANCEL);
+			io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)p | TMO__TAG_IGNORED);
 			p->wake_cancel_sent = true;
 		} else {
 			need_attention(p);

@@ -33,10 +33,12 @@ static uint32_t count_due(const struct tmo__heap *heap, int64_t now, int64_t *ea
 		const struct tmo__heap_node *n = stack[--depth];
 		/* n is due; so may be its children (a sibling list). */
 		visits++;
-		due++;
-		int64_t when = ((const struct tmo__timer *)n)->when;
-		if (!*earliest || when < *earliest)
-			*earliest = when;
+		const struct tmo__timer *t = (const struct tmo__timer *)n;
+		if (t->kind != TMO__TIMER_CANCEL_RETRY) { /* a pause of tmo's, not a deadline */
+			due++;
+			if (!*earliest || t->when < *earliest)
+				*earliest = t->when;
+		}
 		for (const struct tmo__heap_node *c = n->child; c; c = c->next) {
 			if (((const struct tmo__timer *)c)->when <= now && depth < STACK_DEPTH)
 				stack[depth++] = c;

@@ -114,7 +114,7 @@ static bool send_remove(struct tmo__loop_state *st, struct tmo_tick *t)
 	if (!sqe)
 		return false;
 	io_uring_prep_timeout_remove(sqe, user_data(t, TMO__TAG_TICK), 0);
-	io_uring_sqe_set_data64(sqe, user_data(t, TMO__TAG_TICK_REMOVE));
+	io_uring_sqe_set_data64(sqe, user_data(t, TMO__TAG_IGNORED));
 	t->_state |= T_REMOVE_SENT;
 	return true;
 }

@@ -8,8 +8,10 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -215,26 +217,155 @@ static void cancel_before_submission(void **state)
 	close(fds[1]);
 }
 
+/*
+ * The data is there: the read completes as it is submitted, before the cancel that follows it
+ * in the next submit. The op's own completion decides. That holds for a socket on every
+ * kernel, and for a blocking pipe only where the kernel has nowait pipes (Linux 6.4): before,
+ * the pipe read goes through poll and io-wq, and the cancel can win.
+ */
 static void completion_wins_over_a_late_cancel(void **state)
 {
 	struct tmo_loop *loop = *state;
-	struct test_result r = { 0 };
-	char buf[8];
-	int fds[2];
 
-	/* The data is there: the read completes as it is submitted, before the cancel that
-	 * follows it in the same batch. The op's own completion decides. */
-	test_pipe(fds);
-	test_write_all(fds[1], "won", 3);
-	tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-	assert_int_equal(tmo_op_start(loop, &r.op, soon(), test_record), 0);
-	assert_int_equal(tmo_loop_submit(loop), 2);
+	for (int pipe = 0; pipe < 2; pipe++) {
+		struct test_result r = { 0 };
+		char buf[8];
+		int fds[2];
+
+		if (pipe && !tmo_loop_has_feature(loop, TMO_FEAT_NOWAIT_PIPES)) {
+			print_message("blocking pipe: skipped, this kernel has no nowait pipes "
+				      "(Linux 6.4): its reads go through io-wq\n");
+			continue;
+		}
+		if (pipe)
+			test_pipe(fds);
+		else
+			test_socketpair(fds);
+		test_write_all(fds[1], "won", 3);
+		tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
+		assert_int_equal(tmo_op_start(loop, &r.op, soon(), test_record), 0);
+		assert_int_equal(tmo_loop_submit(loop), 2);
+		assert_int_equal(tmo_op_cancel(&r.op), 0);
+		run_all(loop);
+		assert_int_equal(r.calls, 1);
+		assert_int_equal(r.res, 3);
+		close(fds[0]);
+		close(fds[1]);
+	}
+}
+
+/*
+ * A cancel the kernel answers "not found" while it still holds the request is asked again.
+ * Made certain here: under DEFER_TASKRUN a sleep whose time has come is off the kernel's
+ * timeout list while its completion waits as deferred work, so the cancel, run at submit,
+ * answers -ENOENT before the sleep's own completion is posted. The sleep's result stands.
+ */
+static void cancel_answered_not_found_is_asked_again(void **state)
+{
+	(void)state;
+	struct tmo_loop_options o = { .mode = TMO_MODE_LOW_LATENCY };
+	struct tmo_loop loop;
+	struct tmo_loop_stats stats;
+	struct test_result r = { 0 };
+
+	assert_int_equal(tmo_loop_init(&loop, &o), 0);
+	tmo_prep_sleep(&r.op, tmo_now() + 5 * MS);
+	assert_int_equal(tmo_op_start(&loop, &r.op, TMO_NEVER, test_record), 0);
+	assert_int_equal(tmo_loop_submit(&loop), 1);
+	test_sleep_ms(30); /* the sleep fires meanwhile; its completion waits for the loop */
 	assert_int_equal(tmo_op_cancel(&r.op), 0);
-	run_all(loop);
+	run_all(&loop);
 	assert_int_equal(r.calls, 1);
-	assert_int_equal(r.res, 3);
-	close(fds[0]);
-	close(fds[1]);
+	assert_int_equal(r.res, 0);
+	assert_int_equal(tmo_loop_get_stats(&loop, &stats), 0);
+	assert_int_equal(stats.cancel_retries, 1);
+	assert_int_equal(tmo_loop_close(&loop), 0);
+}
+
+/* A FIFO opened by path, read end non-blocking (so the test can drain it), write end
+ * blocking and full: io_uring runs a write on it blocking in io-wq, on every kernel. */
+static void full_fifo(int fds[2], size_t *filled)
+{
+	char path[64], chunk[4096] = { 0 };
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/tmp/tmo-core-ops-fifo-%d", (int)getpid());
+	unlink(path);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	fds[0] = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	assert_true(fds[0] >= 0);
+	fds[1] = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fds[1] >= 0);
+	unlink(path);
+	assert_int_equal(fcntl(fds[1], F_SETPIPE_SZ, 16384), 16384);
+	int fl = fcntl(fds[1], F_GETFL);
+	assert_int_equal(fcntl(fds[1], F_SETFL, fl | O_NONBLOCK), 0);
+	*filled = 0;
+	while ((n = write(fds[1], chunk, sizeof(chunk))) > 0)
+		*filled += (size_t)n;
+	assert_int_equal(fcntl(fds[1], F_SETFL, fl), 0);
+}
+
+static size_t drain_fd(int fd)
+{
+	char buf[4096];
+	size_t total = 0;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		total += (size_t)n;
+	return total;
+}
+
+/*
+ * A write blocked in io-wq, ended by a cancel (run 0) or by a deadline the loop keeps (run 1,
+ * a blocking op): the callback never comes late, and the bytes the kernel reports written are
+ * exactly those that reached the FIFO, whether it reports them or -ECANCELED / -ETIME.
+ */
+static void write_blocked_in_iowq_ends_on_cancel_or_deadline(void **state)
+{
+	struct tmo_loop *loop = *state;
+	size_t len = 1u << 20;
+	char *big = calloc(1, len);
+
+	assert_non_null(big);
+	for (int run = 0; run < 2; run++) {
+		struct test_result r = { 0 };
+		size_t filled;
+		int fds[2];
+
+		full_fifo(fds, &filled);
+		tmo_prep_write(&r.op, fds[1], big, (uint32_t)len, (uint64_t)-1);
+		int64_t deadline = run ? tmo_now() + 100 * MS : TMO_NEVER;
+		if (run)
+			assert_int_equal(tmo_op_set_flags(&r.op, TMO_OP_BLOCKING), 0);
+		assert_int_equal(tmo_op_start(loop, &r.op, deadline, test_record), 0);
+		assert_int_equal(tmo_loop_submit(loop), 1);
+		test_sleep_ms(20);
+		size_t drained = drain_fd(fds[0]); /* room: the write moves on into io-wq */
+		test_sleep_ms(20);
+		int64_t cut_at = run ? deadline : tmo_now();
+		if (!run)
+			assert_int_equal(tmo_op_cancel(&r.op), 0);
+		run_all(loop);
+		assert_int_equal(r.calls, 1);
+		size_t in_fifo = drain_fd(fds[0]);
+		if (r.res >= 0) {
+			/* the kernel's own short count: at the cut (it interrupted the write) or
+			 * before it (newer kernels return a FIFO write short when room ran out) */
+			assert_true(r.seen_at <= cut_at + test_tolerance_ns());
+			assert_true((size_t)r.res < len);
+			assert_int_equal(drained + in_fifo, filled + (size_t)r.res);
+		} else {
+			assert_on_time(r.seen_at, cut_at);
+			assert_int_equal(r.res, run ? -ETIME : -ECANCELED);
+			if (!run) /* a blocking op is reported before the kernel lets go */
+				assert_int_equal(drained + in_fifo, filled);
+		}
+		close(fds[0]);
+		close(fds[1]);
+	}
+	free(big);
 }
 
 static void cancel_after_deadline_passed_is_already_decided(void **state)
@@ -482,6 +613,8 @@ int main(void)
 		T(cancel_before_submission),
 		T(completion_wins_over_a_late_cancel),
 		T(cancel_after_deadline_passed_is_already_decided),
+		T(cancel_answered_not_found_is_asked_again),
+		T(write_blocked_in_iowq_ends_on_cancel_or_deadline),
 		T(cancel_sleep),
 		T(callbacks_start_restart_and_cancel),
 		T(nested_run_is_ebusy),

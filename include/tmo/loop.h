@@ -95,6 +95,10 @@ enum tmo_feature {
 	TMO_FEAT_TIMEOUT_MULTISHOT, /* IORING_TIMEOUT_MULTISHOT (6.4): ticks use one request. Set
 	                               from the kernel version at init, cleared if the kernel
 	                               refuses it on the first tick (see tick.h) */
+	TMO_FEAT_NOWAIT_PIPES,     /* anonymous pipes are nowait (6.4): io_uring reads and writes
+	                              a blocking pipe at submit time. Without it (and for FIFOs
+	                              opened by path on every kernel) such I/O waits by poll and
+	                              then blocks in an io-wq worker. Probed once per process */
 	TMO_FEAT_COUNT_
 };
 
@@ -110,6 +114,8 @@ struct tmo_loop_stats {
 	uint64_t cq_overflow;      /* reaping passes that found the kernel's CQ-overflow flag set */
 	uint64_t abandoned;        /* operations reported to the caller before the kernel let go */
 	uint64_t late_closed;      /* fds that a late completion returned and tmo closed */
+	uint64_t cancel_retries;   /* cancels asked again: the kernel held a request it said it
+				    * could not find or stop (blocking pipes before Linux 6.4) */
 	uint64_t stalls;           /* callbacks that ran past the stall threshold (if watched) */
 	uint64_t stall_ns_total;   /* ... their summed duration */
 	uint64_t stall_ns_max;     /* ... the longest */

@@ -149,11 +149,13 @@ struct tmo_op {
 	} _args;
 	int32_t _fd;
 	int32_t _res;
+	int32_t _held_res;      /* the kernel's result, while a cancel's answer is awaited */
 	uint16_t _flags;
 	uint8_t _kind;
 	uint8_t _user_flags;
 	uint8_t _generation;
 	uint8_t _cause;
+	uint8_t _cancel_asks;   /* cancel requests sent for this start: spaces the retries */
 };
 
 /*
