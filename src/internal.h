@@ -239,8 +239,6 @@ static inline void tmo__callback_end(struct tmo__loop_state *st, int64_t began,
 		tmo__stall_report(st, began, ended, source);
 }
 
-/* Whether a completion now in the CQ is an op's linked timeout having fired (stall.c). */
-bool tmo__op_cqe_is_kernel_timeout(const struct tmo_op *op, int32_t res, int64_t now);
 
 struct tmo__pool_state;
 /* Handles one CQE with TMO__TAG_POOL (pool.c). */

@@ -9,14 +9,23 @@
 #define MAX_VISITS 100000u
 #define STACK_DEPTH 256u
 
-bool tmo__op_cqe_is_kernel_timeout(const struct tmo_op *op, int32_t res, int64_t now)
+/*
+ * Whether a completion now in the CQ is that of an op whose linked timeout came due by `now`.
+ * When the kernel ran its timeout work on time (TMO_MODE_DEFAULT), the completion says so:
+ * only the linked timeout cancels a linked request the caller did not (see outcome() in op.c).
+ * Under DEFER_TASKRUN that work ran only as the loop came back, and the order in which the
+ * kernel runs deferred work decides whether the timeout or data that came after the deadline
+ * won (Linux 6.1 runs it newest first, later kernels in order): the completion cannot tell,
+ * so tmo's own record decides: the deadline had passed while the op was in flight.
+ */
+static bool kernel_deadline_came_due(const struct tmo_op *op, int32_t res, int64_t now,
+				     bool deferred)
 {
-	/* Only a linked timeout cancels a linked request the caller did not cancel, and it does
-	 * so at the deadline (see outcome() in op.c). */
+	if (!(op->_flags & TMO__F_LINKED) || (op->_flags & (TMO__F_CANCEL | TMO__F_EXPIRED)) ||
+	    (op->_flags & TMO__F_REPORTED) || op->_deadline > now)
+		return false;
 	res = tmo__user_errno(res);
-	return (op->_flags & TMO__F_LINKED) && !(op->_flags & (TMO__F_CANCEL | TMO__F_EXPIRED)) &&
-	       !(op->_flags & TMO__F_REPORTED) && (res == -ECANCELED || res == -EINTR) &&
-	       op->_deadline <= now;
+	return deferred || res == -ECANCELED || res == -EINTR;
 }
 
 /* Counts the loop-kept deadlines at or before `now`; the heap's order prunes the walk: a
@@ -69,12 +78,13 @@ void tmo__stall_report(struct tmo__loop_state *st, int64_t began, int64_t ended,
 	(void)io_uring_get_events(&st->ring);
 	struct io_uring_cqe *cqe;
 	unsigned head;
+	bool deferred = tmo__has(st, TMO_FEAT_DEFER_TASKRUN);
 	io_uring_for_each_cqe(&st->ring, head, cqe)
 	{
 		if ((cqe->user_data & TMO__TAG_MASK) != TMO__TAG_OP)
 			continue;
 		const struct tmo_op *op = tmo__op_of_user_data(cqe->user_data);
-		if (!tmo__op_cqe_is_kernel_timeout(op, cqe->res, ended))
+		if (!kernel_deadline_came_due(op, cqe->res, ended, deferred))
 			continue;
 		report.kernel_timed_out++;
 		if (!report.earliest_due || op->_deadline < report.earliest_due)

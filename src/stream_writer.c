@@ -4,6 +4,7 @@
  * reading is cut off when the gap since the last progress passes (nginx's send_timeout).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,7 +18,7 @@ enum {
 	W_BUSY = 1u << 1,     /* a write is in progress: the callback has not fired */
 	W_CANCEL = 1u << 2,   /* tmo_writer_cancel asked */
 	W_SOCKET = 1u << 3,   /* send, not write */
-	W_IOWQ = 1u << 4,     /* writes block in io-wq: a short one was interrupted (see on_op) */
+	W_IOWQ = 1u << 4,     /* writes block in io-wq: PIPE_BUF at a time (see arm_write) */
 };
 
 /* The most one request asks for: the kernel's own limit for a single write. */
@@ -91,12 +92,20 @@ static int arm_write(struct tmo_writer *w)
 	deadline = tmo__limits_with_scope(w->_loop, deadline, &w->_armed_limit);
 	size_t left = w->_len - w->_done;
 	uint32_t chunk = left > MAX_CHUNK ? MAX_CHUNK : (uint32_t)left;
+	/*
+	 * A write that io_uring runs blocking in io-wq (a blocking FIFO; a blocking pipe before
+	 * Linux 6.4) hides its progress: it goes on as the reader makes room, and a deadline that
+	 * interrupts it returns the bytes written so far, which may be long ago. PIPE_BUF bytes
+	 * are written atomically, all or nothing, so each completion is progress made just then
+	 * and an interrupted one wrote nothing: the gap and the rate see every step.
+	 */
+	if ((w->_state & W_IOWQ) && chunk > PIPE_BUF)
+		chunk = PIPE_BUF;
 
 	if (w->_state & W_SOCKET)
 		tmo_prep_send(&w->_op, w->_fd, w->_buf + w->_done, chunk, 0);
 	else
 		tmo_prep_write(&w->_op, w->_fd, w->_buf + w->_done, chunk, (uint64_t)-1);
-	w->_armed_deadline = deadline;
 	return tmo_op_start(w->_loop, &w->_op, deadline, on_op);
 }
 
@@ -110,23 +119,9 @@ static void complete(struct tmo_writer *w, int32_t res, enum tmo_limit limit)
 	w->_cb(w, res, written, res == -ETIME ? limit : TMO_LIMIT_NONE);
 }
 
-/*
- * Whether a write that returned `res` bytes was cut short by its deadline. A blocking pipe
- * write in io-wq returns short only when interrupted, and a deadline interrupts it with the
- * bytes written so far instead of -ECANCELED (Linux before 6.4; FIFOs on every kernel): a
- * short write at or after the deadline is the limit firing, with that progress counted.
- */
-static bool short_write_was_cut(const struct tmo_writer *w, const struct tmo_op *op, int32_t res)
-{
-	return (w->_state & W_IOWQ) && !(w->_state & W_CANCEL) && res >= 0 &&
-	       (uint32_t)res < op->_args.io.len && w->_armed_deadline != TMO_NEVER &&
-	       tmo_now() >= w->_armed_deadline;
-}
-
 static void on_op(struct tmo_op *op, int32_t res)
 {
 	struct tmo_writer *w = writer_of(op);
-	bool cut = short_write_was_cut(w, op, res);
 
 	if (res > 0) {
 		w->_done += (size_t)res;
@@ -139,8 +134,6 @@ static void on_op(struct tmo_op *op, int32_t res)
 		complete(w, 0, TMO_LIMIT_NONE);
 		return;
 	}
-	if (cut)
-		res = -ETIME; /* the bytes are counted above; the rest is not written */
 	if (res >= 0 && (w->_state & W_CANCEL)) {
 		/* Progress that beat the cancel: counted, and the rest is not written. */
 		complete(w, -ECANCELED, TMO_LIMIT_NONE);

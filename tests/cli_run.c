@@ -744,8 +744,11 @@ static void test_idle_grandchild_keeps_pipe(void **state)
 	assert_string_equal(r.err.p, "err\n");
 	assert_true(r.exit_at - r.start < SEC);
 	res_free(&r);
-	/* Output the grandchild writes right after the command exited still comes through. */
-	tmo_run(&r, NULL, "-i", "5", "10", "sh", "-c", "(sleep 0.03; echo late) & echo hi", NULL);
+	/* Output the grandchild writes right after the command exited still comes through. The
+	 * grandchild waits for that exit with shell builtins only: no process start-up (slow on
+	 * an emulated machine) stands between the exit and its write. */
+	tmo_run(&r, NULL, "-i", "5", "10", "sh", "-c",
+		"(while kill -0 $$ 2>/dev/null; do :; done; echo late) & echo hi", NULL);
 	assert_exit(&r, 0);
 	assert_string_equal(r.out.p, "hi\nlate\n");
 	res_free(&r);

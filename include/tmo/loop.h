@@ -141,7 +141,11 @@ struct tmo_stall {
 	 * every op under TMO_DEADLINES_LOOP or TMO_OP_BLOCKING), plus operations whose linked
 	 * timeout fired meanwhile (counted from the completions waiting in the ring). */
 	uint32_t deadlines_due;
-	/* ... of which operations the kernel timed out by their linked timeout. */
+	/* ... of which deadlines the kernel holds (linked timeouts): under TMO_MODE_DEFAULT the
+	 * operations it cancelled on time; under TMO_MODE_LOW_LATENCY every linked operation
+	 * whose deadline passed, whether the kernel's deferred timeout work then cut it or data
+	 * that came after the deadline won (the ring cannot tell which: Linux 6.1 runs deferred
+	 * work newest first, later kernels in order). */
 	uint32_t kernel_timed_out;
 	/* The earliest of those deadlines (0 if none) and how late the loop sees it: the end of
 	 * the callback minus that deadline. Their callbacks run after this report. */

@@ -242,6 +242,11 @@ TMO_API int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, int64_t deadl
  *   -ENOENT    the op is not active: it finished (its callback already fired) or never started.
  *              Harmless;
  *   -EINVAL    NULL.
+ * A cancel the kernel answers "not found" or "already running" while it still holds the
+ * request (a blocking pipe's read or write moving into io-wq on Linux before 6.4) is asked
+ * again, 1 ms later and then at doubling intervals up to 64 ms, until the request ends
+ * (tmo_loop_stats.cancel_retries counts them). The op stays active until the cancel's own
+ * answer is in, which comes in the same io_uring_enter as the cancel.
  */
 TMO_API int tmo_op_cancel(struct tmo_op *op);
 

@@ -263,7 +263,6 @@ struct tmo_writer {
 	uint8_t _state;
 	struct tmo_stream_limits _limits;
 	int64_t _wait_from;
-	int64_t _armed_deadline; /* the deadline of the write in flight */
 	uint64_t _total;
 	struct tmo__rate_window _rate;
 };
