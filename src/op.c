@@ -715,18 +715,26 @@ static int32_t outcome(struct tmo_op *op, int32_t res)
 	return res;
 }
 
-void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
+/* The op's own completion came while tmo is asking the kernel to cancel it. Returns true if
+ * it is held until the cancel's answer (which may otherwise outlive the op). */
+static bool __attribute__((noinline))
+hold_for_cancel_answer(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 {
 	if (op->_flags & TMO__F_CANCEL_ASKED) {
-		/* Held until the cancel's answer, which may otherwise outlive the op. */
 		op->_held_res = res;
 		op->_flags |= TMO__F_DONE_HELD;
+		return true;
+	}
+	op->_flags &= ~TMO__F_CANCEL_RETRY; /* no need to ask again */
+	tmo__timer_disarm(st, &op->_timer);
+	return false;
+}
+
+void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
+{
+	if ((op->_flags & (TMO__F_CANCEL_ASKED | TMO__F_CANCEL_RETRY)) &&
+	    hold_for_cancel_answer(st, op, res))
 		return;
-	}
-	if (op->_flags & TMO__F_CANCEL_RETRY) {
-		op->_flags &= ~TMO__F_CANCEL_RETRY;
-		tmo__timer_disarm(st, &op->_timer);
-	}
 	if (op->_flags & TMO__F_REPORTED) {
 		release_late(st, op, res);
 		return;
