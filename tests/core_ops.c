@@ -286,17 +286,10 @@ static void cancel_answered_not_found_is_asked_again(void **state)
  * blocking and full: io_uring runs a write on it blocking in io-wq, on every kernel. */
 static void full_fifo(int fds[2], size_t *filled)
 {
-	char path[64], chunk[4096] = { 0 };
+	char chunk[4096] = { 0 };
 	ssize_t n;
 
-	snprintf(path, sizeof(path), "/tmp/tmo-core-ops-fifo-%d", (int)getpid());
-	unlink(path);
-	assert_int_equal(mkfifo(path, 0600), 0);
-	fds[0] = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	assert_true(fds[0] >= 0);
-	fds[1] = open(path, O_WRONLY | O_CLOEXEC);
-	assert_true(fds[1] >= 0);
-	unlink(path);
+	test_fifo(fds);
 	assert_int_equal(fcntl(fds[1], F_SETPIPE_SZ, 16384), 16384);
 	int fl = fcntl(fds[1], F_GETFL);
 	assert_int_equal(fcntl(fds[1], F_SETFL, fl | O_NONBLOCK), 0);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -112,6 +113,20 @@ void test_pipe(int fds[2])
 void test_socketpair(int fds[2])
 {
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+}
+
+void test_fifo(int fds[2])
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/tmp/tmo-test-fifo-%d", (int)getpid());
+	unlink(path);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	fds[0] = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	assert_true(fds[0] >= 0);
+	fds[1] = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fds[1] >= 0);
+	unlink(path);
 }
 
 void test_write_all(int fd, const void *buf, size_t len)

@@ -41,6 +41,9 @@ int test_close_leftovers(struct tmo_loop *loop, struct tmo_pool *pool);
 void test_pipe(int fds[2]);
 /* socketpair(AF_UNIX, SOCK_STREAM), asserting success. */
 void test_socketpair(int fds[2]);
+/* A FIFO opened by path (and unlinked): fds[0] the read end, O_NONBLOCK (so a test can
+ * drain it), fds[1] the write end, blocking. io_uring writes it from io-wq on every kernel. */
+void test_fifo(int fds[2]);
 /* Writes all of buf, asserting success. */
 void test_write_all(int fd, const void *buf, size_t len);
 /* Bytes readable now on fd (FIONREAD). */

@@ -74,21 +74,6 @@ struct chan {
 /* chan_open's kinds: a bool `sock` converts to the first two. */
 enum { CHAN_PIPE = 0, CHAN_SOCK = 1, CHAN_FIFO = 2 };
 
-/* A FIFO opened by path: its blocking writes go through io-wq on every kernel. */
-static void fifo_open(int fds[2])
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/tmp/tmo-stream-write-fifo-%d", (int)getpid());
-	unlink(path);
-	assert_int_equal(mkfifo(path, 0600), 0);
-	fds[0] = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	assert_true(fds[0] >= 0);
-	fds[1] = open(path, O_WRONLY | O_CLOEXEC);
-	assert_true(fds[1] >= 0);
-	unlink(path);
-}
-
 static void chan_open(struct chan *c, int kind, bool small)
 {
 	int fds[2];
@@ -108,7 +93,7 @@ static void chan_open(struct chan *c, int kind, bool small)
 		}
 	} else {
 		if (kind == CHAN_FIFO)
-			fifo_open(fds);
+			test_fifo(fds);
 		else
 			test_pipe(fds);
 		c->r = fds[0];
@@ -488,16 +473,10 @@ static void fifo_is_written_like_a_pipe(void **state)
 	struct peer p;
 	size_t len = 1 * MB;
 	uint8_t *src = pattern(len, 22), *dst = calloc(1, len);
-	char path[64];
+	int fds[2];
 
-	snprintf(path, sizeof(path), "/tmp/tmo-stream-write-fifo-%d", (int)getpid());
-	unlink(path);
-	assert_int_equal(mkfifo(path, 0600), 0);
-	int r = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	assert_true(r >= 0);
-	int w = open(path, O_WRONLY | O_CLOEXEC);
-	assert_true(w >= 0);
-	unlink(path);
+	test_fifo(fds);
+	int r = fds[0], w = fds[1];
 	peer_init(&p, r, dst, len);
 	peer_run(&p);
 	assert_int_equal(tmo_writer_init(&t.w, loop, w, NULL), 0);

@@ -143,9 +143,9 @@ struct tmo_stall {
 	uint32_t deadlines_due;
 	/* ... of which deadlines the kernel holds (linked timeouts): under TMO_MODE_DEFAULT the
 	 * operations it cancelled on time; under TMO_MODE_LOW_LATENCY every linked operation
-	 * whose deadline passed, whether the kernel's deferred timeout work then cut it or data
-	 * that came after the deadline won (the ring cannot tell which: Linux 6.1 runs deferred
-	 * work newest first, later kernels in order). */
+	 * still in flight whose deadline passed, whether the kernel's deferred timeout work then
+	 * cut it or its data won (the ring does not say when data came, and the order of its
+	 * deferred work differs: Linux 6.1 runs it newest first, later kernels in order). */
 	uint32_t kernel_timed_out;
 	/* The earliest of those deadlines (0 if none) and how late the loop sees it: the end of
 	 * the callback minus that deadline. Their callbacks run after this report. */
