@@ -56,6 +56,9 @@ bool tmo__fd_io_blocks_in_iowq(int fd, const struct stat *sb)
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || (fl & O_NONBLOCK))
 		return false; /* a non-blocking pipe completes at submit time or waits by poll */
-	bool anonymous = (unsigned long long)sb->st_dev == atomic_load(&pipefs_dev);
-	return !(tmo__kernel_pipes_nowait() && anonymous);
+	if (!tmo__kernel_pipes_nowait()) /* probes first: pipefs_dev is known after */
+		return true;
+	/* An unknown pipefs device (its fstat failed) counts as a FIFO: writes are then cut
+	 * into PIPE_BUF pieces, slower but right. */
+	return (unsigned long long)sb->st_dev != atomic_load(&pipefs_dev);
 }

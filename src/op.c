@@ -736,6 +736,13 @@ void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 	    hold_for_cancel_answer(st, op, res))
 		return;
 	if (op->_flags & TMO__F_REPORTED) {
+		if (op->_flags & TMO__F_QUEUED) {
+			/* Waiting on the pending queue to ask again for a cancel: released from
+			 * there, never while still linked on the queue. */
+			op->_flags &= ~(TMO__F_KERNEL | TMO__F_CANCEL_UNSENT);
+			op->_held_res = res;
+			return;
+		}
 		release_late(st, op, res);
 		return;
 	}
@@ -776,7 +783,6 @@ void tmo__op_on_cancel_answer(struct tmo__loop_state *st, struct tmo_op *op, int
 	unsigned shift = op->_cancel_asks - 1u;
 	if (shift > CANCEL_RETRY_MAX_SHIFT)
 		shift = CANCEL_RETRY_MAX_SHIFT;
-	st->stats.cancel_retries++;
 	op->_flags |= TMO__F_CANCEL_RETRY;
 	op->_timer.kind = TMO__TIMER_CANCEL_RETRY;
 	tmo__timer_arm(st, &op->_timer, tmo_now() + (CANCEL_RETRY_FIRST_NS << shift));
@@ -789,6 +795,7 @@ void tmo__op_on_cancel_retry(struct tmo__loop_state *st, struct tmo_op *op)
 	op->_flags &= ~TMO__F_CANCEL_RETRY;
 	if (!(op->_flags & TMO__F_KERNEL))
 		return;
+	st->stats.cancel_retries++;
 	op->_flags |= TMO__F_CANCEL_UNSENT;
 	if (!(op->_flags & TMO__F_QUEUED))
 		enqueue_pending(st, op);
@@ -806,6 +813,10 @@ void tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op)
 {
 	op->_flags &= ~TMO__F_QUEUED;
 
+	if ((op->_flags & (TMO__F_REPORTED | TMO__F_KERNEL)) == TMO__F_REPORTED) {
+		release_late(st, op, op->_held_res); /* the kernel let go while it was queued */
+		return;
+	}
 	if (op->_flags & TMO__F_KERNEL) {
 		if ((op->_flags & TMO__F_CANCEL_UNSENT) && !send_cancel(st, op)) {
 			enqueue_pending(st, op);

@@ -246,7 +246,7 @@ TMO_API int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, int64_t deadl
  * request (a blocking pipe's read or write moving into io-wq on Linux before 6.4) is asked
  * again, 1 ms later and then at doubling intervals up to 64 ms, until the request ends
  * (tmo_loop_stats.cancel_retries counts them). The op stays active until the cancel's own
- * answer is in, which comes in the same io_uring_enter as the cancel.
+ * answer is in, which the kernel gives as soon as the cancel is submitted.
  */
 TMO_API int tmo_op_cancel(struct tmo_op *op);
 
