@@ -652,22 +652,40 @@ static void test_help_version(void **state)
 
 static void test_idle_output_keeps_alive(void **state)
 {
-	/* A line every 0.1 s for 1 s under a 0.3 s idle limit: runs to its end. */
+	/*
+	 * A line every 0.1 s under an idle limit of 0.3 s, for three times the limit: runs to its
+	 * end. Each gap includes starting `sleep`, which an emulated machine makes several times
+	 * slower: the limit widens by the tolerance, and the run lengthens with it.
+	 */
+	int64_t limit = 300 * MS + test_tolerance_ns();
+	int lines = (int)(3 * limit / (100 * MS)) + 1;
+	char limit_arg[32], out_cmd[160], err_cmd[160];
+	snprintf(limit_arg, sizeof(limit_arg), "%.3f", (double)limit / 1e9);
+	snprintf(out_cmd, sizeof(out_cmd),
+		 "i=0; while [ $i -lt %d ]; do echo $i; i=$((i+1)); sleep 0.1; done; echo end >&2",
+		 lines);
+	snprintf(err_cmd, sizeof(err_cmd),
+		 "i=0; while [ $i -lt %d ]; do echo $i >&2; i=$((i+1)); sleep 0.1; done", lines);
+	struct buf want = { 0 };
+	for (int i = 0; i < lines; i++) {
+		char line[16];
+		int n = snprintf(line, sizeof(line), "%d\n", i);
+		buf_add(&want, line, (size_t)n);
+	}
+
 	struct res r;
-	tmo_run(&r, NULL, "-i", "0.3", "10", "sh", "-c",
-		"i=0; while [ $i -lt 10 ]; do echo $i; i=$((i+1)); sleep 0.1; done; echo end >&2",
-		NULL);
+	tmo_run(&r, NULL, "-i", limit_arg, "60", "sh", "-c", out_cmd, NULL);
 	assert_exit(&r, 0);
-	assert_string_equal(r.out.p, "0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n");
+	assert_string_equal(r.out.p, want.p);
 	assert_string_equal(r.err.p, "end\n");
-	assert_true(r.exit_at - r.start >= SEC);
+	assert_true(r.exit_at - r.start >= 2 * limit);
 	res_free(&r);
 	/* Output on stderr alone counts too. */
-	tmo_run(&r, NULL, "-i", "0.3", "10", "sh", "-c",
-		"for i in 1 2 3 4 5 6; do echo $i >&2; sleep 0.1; done", NULL);
+	tmo_run(&r, NULL, "-i", limit_arg, "60", "sh", "-c", err_cmd, NULL);
 	assert_exit(&r, 0);
-	assert_string_equal(r.err.p, "1\n2\n3\n4\n5\n6\n");
+	assert_string_equal(r.err.p, want.p);
 	res_free(&r);
+	free(want.p);
 }
 
 static void test_idle_silence_times_out(void **state)
