@@ -690,16 +690,22 @@ static void test_idle_output_keeps_alive(void **state)
 
 static void test_idle_silence_times_out(void **state)
 {
-	/* Output at 0, 0.1, 0.2 s then 0.6 s of silence: 124, 0.3 s after the last output. */
+	/* Output at 0, 0.1, 0.2 s then twice the limit of silence: 124, a limit after the last
+	 * output. The limit is 0.3 s widened by the tolerance: each 0.1 s gap includes starting
+	 * `sleep`, several times slower on an emulated machine. */
+	int64_t limit = 300 * MS + test_tolerance_ns();
+	char limit_arg[32], cmd[128];
+	snprintf(limit_arg, sizeof(limit_arg), "%.3f", (double)limit / 1e9);
+	snprintf(cmd, sizeof(cmd), "echo a; sleep 0.1; echo b >&2; sleep 0.1; echo c; sleep %.3f; echo d",
+		 2.0 * (double)limit / 1e9);
 	struct res r;
-	tmo_run(&r, NULL, "-i", "0.3", "10", "sh", "-c",
-		"echo a; sleep 0.1; echo b >&2; sleep 0.1; echo c; sleep 0.6; echo d", NULL);
+	tmo_run(&r, NULL, "-i", limit_arg, "60", "sh", "-c", cmd, NULL);
 	assert_exit(&r, EXIT_TIMED_OUT);
 	assert_string_equal(r.out.p, "a\nc\n");
 	assert_string_equal(r.err.p, "b\n");
 	/* Never early: the last line came after two 0.1 s sleeps. Not late: measured from when it
 	 * reached us. */
-	assert_between(r.exit_at, r.start + 500 * MS, r.last_out + 300 * MS);
+	assert_between(r.exit_at, r.start + 200 * MS + limit, r.last_out + limit);
 	res_free(&r);
 	/* With no overall limit (0), the same, and -v says it. */
 	tmo_run(&r, NULL, "-v", "-i", "0.3", "0", "sh", "-c", "echo a; sleep 5", NULL);
