@@ -758,7 +758,7 @@ void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 	deliver(st, op, res);
 }
 
-/* The longest pause between two cancel requests for one start, and the first. */
+/* The first pause before a cancel is asked again, and how often it may double (to 64 ms). */
 #define CANCEL_RETRY_FIRST_NS (1 * TMO_NSEC_PER_MSEC)
 #define CANCEL_RETRY_MAX_SHIFT 6 /* 64 ms */
 
