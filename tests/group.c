@@ -383,6 +383,34 @@ static void group_deadline_already_passed(void **state)
 	assert_closed(&fx);
 }
 
+/*
+ * Sealed with its deadline already passed when the member starts (regression: the member's
+ * cut completion made the group "all done", and on_done said 0, MET). The deadline either
+ * passed while the program was busy after tmo_group_init, or was already now at init.
+ */
+static void sealed_group_whose_deadline_passed_times_out(void **state)
+{
+	for (int passed_at_init = 0; passed_at_init < 2; passed_at_init++) {
+		struct fixture fx;
+		int64_t start = tmo_now();
+		int64_t deadline = passed_at_init ? start : start + 10 * MS;
+
+		fx_init(&fx, *state, 1);
+		struct tmo_group_options o = fx_options(&fx, TMO_GROUP_ALL, TMO_GROUP_CANCEL_PENDING);
+		o.deadline = deadline;
+		fx_group_init(&fx, &o);
+		test_sleep_ms(20); /* busy past the deadline */
+		add(&fx, sleeper(&fx, 0, tmo_now() + 50 * MS), TMO_NEVER);
+		assert_int_equal(tmo_group_seal(&fx.group), 0);
+		run_all(fx.loop);
+
+		assert_member(&fx.m[0], -ETIME, TMO_CAUSE_GROUP, start + 20 * MS);
+		assert_ptr_equal(tmo_op_cause_group(&fx.m[0].op), &fx.group);
+		assert_done(&fx, -ETIME, TMO_GROUP_TIMED_OUT, start + 20 * MS);
+		assert_closed(&fx);
+	}
+}
+
 /* An empty sealed group finishes at once, from the loop. */
 static void empty_sealed_group_finishes_from_the_loop(void **state)
 {
@@ -1799,6 +1827,7 @@ int main(void)
 		T(gather_times_out_at_the_group_deadline),
 		T(gather_with_a_deadline_on_one_member),
 		T(group_deadline_already_passed),
+		T(sealed_group_whose_deadline_passed_times_out),
 		T(empty_sealed_group_finishes_from_the_loop),
 		T(first_done_leaves_the_rest_running),
 		T(first_success_waits_past_failures),
