@@ -185,12 +185,13 @@ static void member_done(struct tmo_op *op, int32_t res)
 		group->_opt.on_member(group, op, res);
 	/* A member the group's own deadline cut before the group saw that deadline pass (it had
 	 * passed when the member started): the deadline decides, not the count of members in. */
-	bool cut_by_deadline = res == -ETIME && op->_cause == TMO_CAUSE_GROUP &&
-			       op->_cause_obj == group;
-	if (!(group->_state & GROUP_FINISHED) && cut_by_deadline)
-		finish(st, group, TMO_GROUP_TIMED_OUT, -ETIME, -ETIME, TMO_CAUSE_GROUP, group, false);
-	else if (!(group->_state & GROUP_FINISHED))
-		evaluate(st, group);
+	if (!(group->_state & GROUP_FINISHED)) {
+		if (res == -ETIME && op->_cause == TMO_CAUSE_GROUP && op->_cause_obj == group)
+			finish(st, group, TMO_GROUP_TIMED_OUT, -ETIME, -ETIME, TMO_CAUSE_GROUP,
+			       group, false);
+		else
+			evaluate(st, group);
+	}
 	if (!(group->_state & GROUP_FINISHED) || group->_opt.policy == TMO_GROUP_LEAVE_PENDING)
 		start_waiting(st, group);
 }
