@@ -35,9 +35,9 @@ static uint32_t ring_size(uint64_t n)
  * The deadline for an op started now. Computed per start, as a server computes one per
  * request, so the clock read is part of the measured cost of having a deadline.
  */
-static int64_t deadline_for(enum wl_deadline deadline)
+static tmo_deadline deadline_for(enum wl_deadline deadline)
 {
-	return deadline != WL_DEADLINE_NONE ? tmo_deadline_in_ns(WL_DEADLINE_NS) : TMO_NEVER;
+	return deadline != WL_DEADLINE_NONE ? tmo_in_ns(WL_DEADLINE_NS) : TMO_NEVER;
 }
 
 static struct tmo_loop_options options_for(uint64_t ring, enum wl_deadline deadline)
@@ -519,10 +519,10 @@ static void on_peer_recv(struct tmo_op *op, int32_t res)
 	s->peer_out = s->peer_expect;
 
 	if (tmo_op_busy(&s->reader._op)) {
-		int64_t deadline = tmo_op_deadline(&s->reader._op);
+		int64_t deadline = tmo_deadline_ns(tmo_op_deadline(&s->reader._op));
 
 		wl->counts.sampled++;
-		if (deadline != TMO_NEVER) {
+		if (deadline != TMO_NEVER_NS) {
 			wl->counts.with_deadline++;
 			if ((wl->counts.with_deadline & 63) == 0) {
 				int64_t now = tmo_now();
@@ -792,12 +792,12 @@ int wl_scope_shift_create(struct wl_scope_shift **out, uint32_t pending, bool op
 		ret = -errno;
 		goto fail;
 	}
-	ret = tmo_scope_enter(&wl->loop, &wl->scope, tmo_deadline_in_ns(WL_SCOPE_DEADLINE_NS), 0);
+	ret = tmo_scope_enter(&wl->loop, &wl->scope, tmo_in_ns(WL_SCOPE_DEADLINE_NS), 0);
 	if (ret < 0)
 		goto fail;
 	wl->entered = true;
 
-	int64_t op_deadline = op_deadlines ? tmo_deadline_in_ns(WL_SCOPE_OP_DEADLINE_NS) : TMO_NEVER;
+	tmo_deadline op_deadline = op_deadlines ? tmo_in_ns(WL_SCOPE_OP_DEADLINE_NS) : TMO_NEVER;
 	for (uint32_t i = 0; i < pending; i++) {
 		struct wl_read *r = &wl->reads[i];
 
@@ -1114,7 +1114,8 @@ int wl_pool_rt_run(struct wl_pool_rt *wl, uint64_t items)
 		tmo_job_prep(&wl->job, noop_fn);
 		wl->seen = false;
 		wl->t0 = tmo_now();
-		int ret = tmo_job_start(&wl->pool, &wl->job, wl->t0 + WL_DEADLINE_NS, on_rt);
+		int ret = tmo_job_start(&wl->pool, &wl->job, tmo_at(wl->t0 + WL_DEADLINE_NS),
+					 on_rt);
 		if (ret < 0) {
 			why("tmo_job_start: %d", ret);
 			return ret;
@@ -1187,7 +1188,7 @@ static void on_flood(struct tmo_job *job, int64_t res);
 static int flood_start(struct wl_pool_flood *wl, struct tmo_job *job)
 {
 	tmo_job_prep(job, noop_fn);
-	return tmo_job_start(&wl->pool, job, tmo_deadline_in_ns(WL_DEADLINE_NS), on_flood);
+	return tmo_job_start(&wl->pool, job, tmo_in_ns(WL_DEADLINE_NS), on_flood);
 }
 
 static void on_flood(struct tmo_job *job, int64_t res)
@@ -1406,7 +1407,7 @@ int wl_pool_hung_create(struct wl_pool_hung **out, enum tmo_overrun overrun, int
 	 * job comes: a job still queued at its deadline would never run. */
 	tmo_job_prep(&wl->job, noop_fn);
 	wl->cb_seen = false;
-	ret = tmo_job_start(&wl->pool, &wl->job, tmo_deadline_in_ns(WL_DEADLINE_NS), on_hung_ready);
+	ret = tmo_job_start(&wl->pool, &wl->job, tmo_in_ns(WL_DEADLINE_NS), on_hung_ready);
 	while (!ret && !wl->cb_seen) {
 		ret = tmo_loop_run(&wl->loop, TMO_RUN_ONCE);
 		if (ret == 0 && !wl->cb_seen)
@@ -1440,7 +1441,7 @@ static int hung_attempt(struct wl_pool_hung *wl)
 	atomic_store(&wl->entered, 0);
 	wl->cb_seen = wl->released = false;
 	wl->deadline = tmo_now() + wl->deadline_ns;
-	ret = tmo_job_start(&wl->pool, &wl->job, wl->deadline, on_hung);
+	ret = tmo_job_start(&wl->pool, &wl->job, tmo_at(wl->deadline), on_hung);
 	if (ret < 0) {
 		why("tmo_job_start: %d", ret);
 		return ret;
@@ -1452,7 +1453,7 @@ static int hung_attempt(struct wl_pool_hung *wl)
 			    wl->cb_seen ? "fired" : "not fired");
 			return -ETIMEDOUT;
 		}
-		ret = tmo_loop_run_until(&wl->loop, backstop);
+		ret = tmo_loop_run_until(&wl->loop, tmo_at(backstop));
 		if (ret < 0)
 			return ret;
 	}

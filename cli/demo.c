@@ -192,7 +192,7 @@ static bool run_until(struct report *r, struct tmo_loop *loop, const bool *flag,
 	while (!*flag) {
 		if (tmo_now() >= limit)
 			return check(r, false, "%s: nothing happened in time", what);
-		int ret = tmo_loop_run_until(loop, limit);
+		int ret = tmo_loop_run_until(loop, tmo_at(limit));
 		if (ret < 0)
 			return check(r, false, "tmo_loop_run_until: %s", strerror(-ret));
 		if (ret == 0 && !*flag)
@@ -208,7 +208,7 @@ static bool drain(struct report *r, struct tmo_loop *loop, int64_t limit)
 		if (tmo_now() >= limit)
 			return check(r, false, "clean-up: %u operations still active",
 				     tmo_loop_active(loop));
-		int ret = tmo_loop_run_until(loop, limit);
+		int ret = tmo_loop_run_until(loop, tmo_at(limit));
 		if (ret < 0)
 			return check(r, false, "tmo_loop_run_until: %s", strerror(-ret));
 	}
@@ -251,7 +251,7 @@ static void chain_cb(struct tmo_op *op, int32_t res)
 		c->served++;
 	if (c->stopping)
 		return;
-	tmo_prep_sleep(op, tmo_now() + c->period);
+	tmo_prep_sleep(op, tmo_in_ns(c->period));
 	tmo_op_start(c->loop, op, TMO_NEVER, chain_cb);
 }
 
@@ -260,7 +260,7 @@ static int chain_start(struct chain *c, struct tmo_loop *loop, int64_t period)
 	c->loop = loop;
 	c->period = period;
 	c->op.data = c;
-	tmo_prep_sleep(&c->op, tmo_now() + period);
+	tmo_prep_sleep(&c->op, tmo_in_ns(period));
 	return tmo_op_start(loop, &c->op, TMO_NEVER, chain_cb);
 }
 
@@ -352,7 +352,7 @@ static void sc_blocking_inline(struct demo *d, struct report *r)
 	b.read_op.data = &b;
 	b.block_op.data = &b;
 	tmo_prep_read(&b.read_op, p[0], b.buf, sizeof(b.buf), (uint64_t)-1);
-	ret = tmo_op_start(&loop, &b.read_op, deadline, inline_read_cb);
+	ret = tmo_op_start(&loop, &b.read_op, tmo_at(deadline), inline_read_cb);
 	if (ret < 0) {
 		setup_failed(r, "tmo_op_start (read)", ret);
 		goto out;
@@ -451,8 +451,8 @@ static void sc_cooperative(struct demo *d, struct report *r)
 	if (!loop_open(r, &loop))
 		return;
 	int64_t t0 = tmo_now();
-	tmo_prep_sleep(&o.op, t0 + U(d, 3));
-	int ret = tmo_op_start(&loop, &o.op, t0 + U(d, 1), one_op_cb);
+	tmo_prep_sleep(&o.op, tmo_at(t0 + U(d, 3)));
+	int ret = tmo_op_start(&loop, &o.op, tmo_at(t0 + U(d, 1)), one_op_cb);
 	if (ret < 0) {
 		setup_failed(r, "tmo_op_start", ret);
 		goto out;
@@ -623,7 +623,7 @@ static int pjob_start(struct pool_run *p, tmo_job_fn fn, enum tmo_overrun overru
 	if (ret == 0)
 		ret = tmo_job_set_release(&j->job, pjob_release);
 	if (ret == 0)
-		ret = tmo_job_start(p->pool, &j->job, deadline, pjob_cb);
+		ret = tmo_job_start(p->pool, &j->job, tmo_at(deadline), pjob_cb);
 	return ret;
 }
 
@@ -847,7 +847,7 @@ static void gather_done(struct tmo_group *group, int32_t res)
 /* Starts n sleeping members (member i sleeps sleep[i] units, with its own deadline). */
 static bool gather_start(struct demo *d, struct report *r, struct gather *g,
 			 const struct tmo_group_options *base, const double *sleep,
-			 const int64_t *deadline)
+			 const tmo_deadline *deadline)
 {
 	struct tmo_group_options opt = *base;
 	opt.on_done = gather_done;
@@ -859,7 +859,7 @@ static bool gather_start(struct demo *d, struct report *r, struct gather *g,
 		return false;
 	}
 	for (int i = 0; i < g->n; i++) {
-		tmo_prep_sleep(&g->op[i], g->t0 + U(d, sleep[i]));
+		tmo_prep_sleep(&g->op[i], tmo_at(g->t0 + U(d, sleep[i])));
 		ret = tmo_group_add(&g->group, &g->op[i], deadline ? deadline[i] : TMO_NEVER);
 		if (ret < 0) {
 			setup_failed(r, "tmo_group_add", ret);
@@ -895,7 +895,7 @@ static void sc_gather_deadline(struct demo *d, struct report *r)
 		sleep[i] = 5;
 	g.t0 = tmo_now();
 	struct tmo_group_options opt = { .mode = TMO_GROUP_ALL, .policy = TMO_GROUP_CANCEL_PENDING,
-					 .deadline = g.t0 + U(d, 2.5) };
+					 .deadline = tmo_at(g.t0 + U(d, 2.5)) };
 	if (gather_start(d, r, &g, &opt, sleep, NULL)) {
 		run_until(r, &loop, &g.done, g.t0 + U(d, 10), "the group");
 		/* the cancelled members report their outcome from the loop, right after */
@@ -930,14 +930,14 @@ static void sc_gather_member_deadline(struct demo *d, struct report *r)
 	struct tmo_loop loop;
 	struct gather g = { .loop = &loop, .n = MEMBERS };
 	double sleep[MEMBERS];
-	int64_t deadline[MEMBERS];
+	tmo_deadline deadline[MEMBERS];
 
 	if (!loop_open(r, &loop))
 		return;
 	g.t0 = tmo_now();
 	for (int i = 0; i < MEMBERS; i++) {
 		sleep[i] = 5;
-		deadline[i] = i == 0 ? g.t0 + U(d, 2.5) : TMO_NEVER;
+		deadline[i] = i == 0 ? tmo_at(g.t0 + U(d, 2.5)) : TMO_NEVER;
 	}
 	struct tmo_group_options opt = { .mode = TMO_GROUP_ALL, .policy = TMO_GROUP_CANCEL_PENDING,
 					 .deadline = TMO_NEVER };
@@ -997,7 +997,7 @@ static void sc_wait_partial(struct demo *d, struct report *r)
 		return;
 	g.t0 = tmo_now();
 	struct tmo_group_options opt = { .mode = TMO_GROUP_ALL, .policy = TMO_GROUP_LEAVE_PENDING,
-					 .deadline = g.t0 + U(d, 2.5) };
+					 .deadline = tmo_at(g.t0 + U(d, 2.5)) };
 	int completed_later = 0, cleaned = 0;
 	if (gather_start(d, r, &g, &opt, sleep, NULL)) {
 		run_until(r, &loop, &g.done, g.t0 + U(d, 10), "the wait");
@@ -1061,7 +1061,7 @@ static void peer_cb(struct tmo_op *op, int32_t res)
 	if (write(p->fd, c, strlen(c)) != (ssize_t)strlen(c))
 		p->write_errors++;
 	if (++p->next < p->n) {
-		tmo_prep_sleep(op, p->t0 + p->at[p->next]);
+		tmo_prep_sleep(op, tmo_at(p->t0 + p->at[p->next]));
 		tmo_op_start(p->loop, op, TMO_NEVER, peer_cb);
 	} else if (p->eof_after) {
 		shutdown(p->fd, SHUT_WR);
@@ -1071,7 +1071,7 @@ static void peer_cb(struct tmo_op *op, int32_t res)
 static int peer_start(struct peer *p)
 {
 	p->op.data = p;
-	tmo_prep_sleep(&p->op, p->t0 + p->at[0]);
+	tmo_prep_sleep(&p->op, tmo_at(p->t0 + p->at[0]));
 	return tmo_op_start(p->loop, &p->op, TMO_NEVER, peer_cb);
 }
 
@@ -1415,28 +1415,28 @@ static void sc_scope_shift(struct demo *d, struct report *r)
 		return;
 	int64_t t0 = tmo_now();
 	/* at 0.5 units (outside the scope), the scope is shifted by +1 unit */
-	tmo_prep_sleep(&sh.op, t0 + U(d, 0.5));
+	tmo_prep_sleep(&sh.op, tmo_at(t0 + U(d, 0.5)));
 	int ret = tmo_op_start(&loop, &sh.op, TMO_NEVER, shifter_cb);
 	if (ret < 0) {
 		setup_failed(r, "tmo_op_start", ret);
 		goto out;
 	}
-	ret = tmo_scope_enter(&loop, &scope, t0 + U(d, 1.5), 0);
+	ret = tmo_scope_enter(&loop, &scope, tmo_at(t0 + U(d, 1.5)), 0);
 	if (ret < 0) {
 		setup_failed(r, "tmo_scope_enter", ret);
 		goto out;
 	}
 	entered = true;
 	/* the work in the scope: a 5-unit sleep */
-	tmo_prep_sleep(&w.op, t0 + U(d, 5));
+	tmo_prep_sleep(&w.op, tmo_at(t0 + U(d, 5)));
 	ret = tmo_op_start(&loop, &w.op, TMO_NEVER, one_op_cb);
 	if (ret < 0) {
 		setup_failed(r, "tmo_op_start", ret);
 		goto out;
 	}
-	int64_t moved_to = TMO_NEVER;
+	int64_t moved_to = TMO_NEVER_NS;
 	run_until(r, &loop, &w.done, t0 + U(d, 10), "the scope");
-	moved_to = tmo_scope_deadline(&scope);
+	moved_to = tmo_deadline_ns(tmo_scope_deadline(&scope));
 	ret = tmo_scope_exit(&scope);
 	entered = false;
 	check(r, ret == 0, "tmo_scope_exit: %s", strerror(-ret));
@@ -1478,14 +1478,14 @@ static void sc_scope_inner_timeout(struct demo *d, struct report *r)
 	if (!loop_open(r, &loop))
 		return;
 	int64_t t0 = tmo_now();
-	int ret = tmo_scope_enter(&loop, &scope, t0 + U(d, 2), 0);
+	int ret = tmo_scope_enter(&loop, &scope, tmo_at(t0 + U(d, 2)), 0);
 	if (ret < 0) {
 		setup_failed(r, "tmo_scope_enter", ret);
 		goto out;
 	}
 	entered = true;
-	tmo_prep_sleep(&w.op, t0 + U(d, 5));
-	ret = tmo_op_start(&loop, &w.op, t0 + U(d, 0.5), one_op_cb);
+	tmo_prep_sleep(&w.op, tmo_at(t0 + U(d, 5)));
+	ret = tmo_op_start(&loop, &w.op, tmo_at(t0 + U(d, 0.5)), one_op_cb);
 	if (ret < 0) {
 		setup_failed(r, "tmo_op_start", ret);
 		goto out;

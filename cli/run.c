@@ -90,8 +90,8 @@ struct run {
 	/* GNU timeout's state. */
 	bool timed_out;
 	bool limits_armed;    /* the overall and idle limits (GNU's first timer) */
-	int64_t limit_at;     /* the overall limit, TMO_NEVER if none */
-	int64_t kill_at;      /* the kill-after limit, TMO_NEVER until armed */
+	int64_t limit_at;     /* the overall limit, TMO_NEVER_NS if none */
+	int64_t kill_at;      /* the kill-after limit, TMO_NEVER_NS until armed */
 	sigset_t caught;      /* the signals tmo forwards */
 	sigset_t ignored;     /* ... of which those it ignores since it sent them to its group */
 	bool group_kill_pending; /* with -i: KILL the group once the output is forwarded */
@@ -234,7 +234,7 @@ static void version(void)
 
 static int64_t add_sat(int64_t a, int64_t b)
 {
-	return b >= TMO_NEVER - a ? TMO_NEVER : a + b;
+	return b >= TMO_NEVER_NS - a ? TMO_NEVER_NS : a + b;
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -366,20 +366,20 @@ static void sig_cb(struct tmo_op *op, int32_t res)
 
 static int64_t idle_due(const struct run *r)
 {
-	return r->idle && !writes_pending(r) ? add_sat(r->last_activity, r->idle) : TMO_NEVER;
+	return r->idle && !writes_pending(r) ? add_sat(r->last_activity, r->idle) : TMO_NEVER_NS;
 }
 
 static int64_t drain_due(const struct run *r)
 {
-	int64_t quiet = writes_pending(r) ? TMO_NEVER : add_sat(r->last_activity, DRAIN_QUIET_NS);
+	int64_t quiet = writes_pending(r) ? TMO_NEVER_NS : add_sat(r->last_activity, DRAIN_QUIET_NS);
 	return min64(quiet, add_sat(r->reaped_at, DRAIN_CAP_NS));
 }
 
 static int64_t alarm_due(const struct run *r)
 {
-	int64_t due = r->group_kill_pending ? r->group_kill_cap : TMO_NEVER;
+	int64_t due = r->group_kill_pending ? r->group_kill_cap : TMO_NEVER_NS;
 	if (r->reaped)
-		return min64(due, streams_finished(r) ? TMO_NEVER : drain_due(r));
+		return min64(due, streams_finished(r) ? TMO_NEVER_NS : drain_due(r));
 	due = min64(due, r->kill_at);
 	if (r->limits_armed)
 		due = min64(due, min64(r->limit_at, idle_due(r)));
@@ -398,9 +398,9 @@ static void alarm_update(struct run *r)
 			r->alarm_cancelling = true;
 		return;
 	}
-	if (due == TMO_NEVER)
+	if (due == TMO_NEVER_NS)
 		return;
-	tmo_prep_sleep(&r->alarm, due);
+	tmo_prep_sleep(&r->alarm, tmo_at(due));
 	r->alarm.data = r;
 	r->alarm_wake = due;
 	r->alarm_cancelling = false;
@@ -428,7 +428,7 @@ static void alarm_cb(struct tmo_op *op, int32_t res)
 		if (!streams_finished(r) && now >= drain_due(r))
 			finish(r);
 	} else if (now >= r->kill_at) {
-		r->kill_at = TMO_NEVER;
+		r->kill_at = TMO_NEVER_NS;
 		on_signal(r, SIGALRM);
 	} else if (r->limits_armed && (now >= r->limit_at || now >= idle_due(r))) {
 		r->limits_armed = false; /* one shot, as GNU's timer */
@@ -679,9 +679,9 @@ static int bad_duration(const char *text)
 static void serve(struct run *r)
 {
 	r->last_activity = tmo_now();
-	r->limit_at = r->duration ? add_sat(r->last_activity, r->duration) : TMO_NEVER;
+	r->limit_at = r->duration ? add_sat(r->last_activity, r->duration) : TMO_NEVER_NS;
 	r->limits_armed = r->duration || r->idle;
-	r->kill_at = TMO_NEVER;
+	r->kill_at = TMO_NEVER_NS;
 
 	tmo_prep_poll(&r->pid_op, r->pidfd, POLLIN);
 	r->pid_op.data = r;

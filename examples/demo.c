@@ -54,7 +54,7 @@ static int start_read(struct tmo_loop *loop, struct reader *r, int fd, int64_t t
 	r->started = tmo_now();
 	r->op.data = r;
 	tmo_prep_read(&r->op, fd, r->buf, sizeof(r->buf), (uint64_t)-1);
-	return tmo_op_start(loop, &r->op, tmo_deadline_in_ms(timeout_ms), on_read);
+	return tmo_op_start(loop, &r->op, tmo_in_ms(timeout_ms), on_read);
 }
 
 int main(void)
@@ -84,7 +84,7 @@ int main(void)
 	start_read(&loop, &quiet, silent[0], 200);
 	start_read(&loop, &answered, talking[0], 500);
 	w.op.data = &w;
-	tmo_prep_sleep(&w.op, tmo_deadline_in_ms(50));
+	tmo_prep_sleep(&w.op, tmo_in_ms(50));
 	tmo_op_start(&loop, &w.op, TMO_NEVER, on_timer);
 
 	ret = tmo_loop_run(&loop, TMO_RUN_DEFAULT);

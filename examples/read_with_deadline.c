@@ -21,7 +21,7 @@ static void on_read(struct tmo_op *op, int32_t res)
 int main(void)
 {
 	struct tmo_loop loop;
-	struct tmo_op op;
+	struct tmo_op op = { 0 };
 	char msg[256];
 
 	int ret = tmo_loop_init(&loop, NULL);
@@ -31,7 +31,7 @@ int main(void)
 		return 1;
 	}
 	tmo_prep_read(&op, STDIN_FILENO, buf, sizeof(buf), (uint64_t)-1);
-	ret = tmo_op_start(&loop, &op, tmo_deadline_in_sec(1.5), on_read);
+	ret = tmo_op_start(&loop, &op, tmo_in_sec(1.5), on_read);
 	if (ret < 0) {
 		fprintf(stderr, "start: %s\n", strerror(-ret));
 		return 1;

@@ -13,21 +13,37 @@ int64_t tmo_now(void)
 	return (int64_t)ts.tv_sec * TMO_NSEC_PER_SEC + ts.tv_nsec;
 }
 
-int64_t tmo_deadline_in_ns(int64_t ns)
+static tmo_deadline invalid_deadline(void)
 {
-	if (ns < 0)
-		return -EINVAL;
-	int64_t now = tmo_now();
-	if (ns > INT64_MAX - now)
-		return -EINVAL;
-	return now + ns;
+	return (tmo_deadline){-EINVAL};
 }
 
-int64_t tmo_deadline_in_ms(int64_t ms)
+tmo_deadline tmo_at(int64_t ns)
+{
+	if (ns < 0)
+		return invalid_deadline();
+	if (ns == TMO_NEVER_NS)
+		return TMO_NEVER; /* the end of time is no deadline */
+	/* 0 is the representation of "no deadline"; time 0 itself passed at boot. */
+	return (tmo_deadline){ns == 0 ? 1 : ns};
+}
+
+tmo_deadline tmo_in_ns(int64_t ns)
+{
+	if (ns < 0)
+		return invalid_deadline();
+	int64_t now = tmo_now();
+	/* INT64_MAX itself is TMO_NEVER_NS: a finite duration never reaches it. */
+	if (ns >= INT64_MAX - now)
+		return invalid_deadline();
+	return tmo_at(now + ns);
+}
+
+tmo_deadline tmo_in_ms(int64_t ms)
 {
 	if (ms < 0 || ms > INT64_MAX / TMO_NSEC_PER_MSEC)
-		return -EINVAL;
-	return tmo_deadline_in_ns(ms * TMO_NSEC_PER_MSEC);
+		return invalid_deadline();
+	return tmo_in_ns(ms * TMO_NSEC_PER_MSEC);
 }
 
 int64_t tmo_ns_from_sec(double seconds)
@@ -43,11 +59,28 @@ int64_t tmo_ns_from_sec(double seconds)
 	return (int64_t)ns;
 }
 
-int64_t tmo_deadline_in_sec(double seconds)
+tmo_deadline tmo_in_sec(double seconds)
 {
 	int64_t ns = tmo_ns_from_sec(seconds);
 
 	if (ns < 0)
-		return ns;
-	return tmo_deadline_in_ns(ns);
+		return invalid_deadline();
+	return tmo_in_ns(ns);
+}
+
+int64_t tmo_deadline_ns(tmo_deadline deadline)
+{
+	if (deadline._ns < 0)
+		return -EINVAL;
+	return deadline._ns == 0 ? TMO_NEVER_NS : deadline._ns;
+}
+
+int64_t tmo_until(tmo_deadline deadline)
+{
+	int64_t at = tmo_deadline_ns(deadline);
+
+	if (at < 0 || at == TMO_NEVER_NS)
+		return at;
+	int64_t now = tmo_now();
+	return at > now ? at - now : 0;
 }

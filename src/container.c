@@ -90,7 +90,7 @@ void tmo__container_remove_op(struct tmo_op *op)
 int64_t tmo__container_effective(const struct tmo__container *c,
 				 const struct tmo__container **binding)
 {
-	int64_t earliest = TMO_NEVER;
+	int64_t earliest = TMO_NEVER_NS;
 
 	*binding = NULL;
 	for (; c; c = c->parent) {

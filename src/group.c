@@ -10,6 +10,7 @@ enum {
 	GROUP_FINISHED = 1u << 2,
 	GROUP_IDLE = 1u << 3,        /* finished and nothing pending: the caller's again */
 	GROUP_POKE_EVAL = 1u << 4,   /* re-evaluate from the loop (after seal) */
+	GROUP_CUT_MEMBERS = 1u << 5, /* finishing cut the pending members: on_done after them */
 	GROUP_NOTIFIED = 1u << 6,    /* on_done has run: only now may the group become idle */
 	GROUP_POKE_NOTIFY = 1u << 7, /* decided by a cut: run on_done from the loop */
 };
@@ -45,11 +46,13 @@ static bool decide(struct tmo__loop_state *st, struct tmo_group *group, enum tmo
 	group->_reason = (uint8_t)reason;
 	group->_res = res;
 	tmo__timer_disarm(st, &group->_c.timer);
-	if (force || group->_opt.policy == TMO_GROUP_CANCEL_PENDING)
+	if (force || group->_opt.policy == TMO_GROUP_CANCEL_PENDING) {
+		group->_state |= GROUP_CUT_MEMBERS;
 		tmo__container_cut(st, &group->_c, cut_res, cause, obj);
+	}
 	/* Members left running are no longer bound by the deadline the group has used up. */
 	if (!force && group->_opt.policy == TMO_GROUP_LEAVE_PENDING)
-		group->_c.deadline = TMO_NEVER;
+		group->_c.deadline = TMO_NEVER_NS;
 
 	/* The op waiting for the group gets its outcome now and its callback after on_done. */
 	struct tmo_op *waiter = group->_waiter;
@@ -80,11 +83,25 @@ static void notify(struct tmo__loop_state *st, struct tmo_group *group)
 	tmo__group_check_done(st, group);
 }
 
+/*
+ * Runs on_done once the members the group cut have completed: their on_member callbacks come
+ * first, as asyncio.gather's result comes after its cancelled children's. Otherwise a caller
+ * collecting results in on_member would see the group finished with members missing. Members
+ * left running (TMO_GROUP_LEAVE_PENDING) are not waited for.
+ */
+static void notify_after_cut_members(struct tmo__loop_state *st, struct tmo_group *group)
+{
+	if ((group->_state & GROUP_CUT_MEMBERS) && pending(group))
+		return; /* member_done() notifies when the last one is in */
+	group->_state &= (uint8_t)~GROUP_CUT_MEMBERS;
+	notify(st, group);
+}
+
 static void finish(struct tmo__loop_state *st, struct tmo_group *group, enum tmo_group_reason reason,
 		   int32_t res, int32_t cut_res, uint8_t cause, void *obj, bool force)
 {
 	if (decide(st, group, reason, res, cut_res, cause, obj, force))
-		notify(st, group);
+		notify_after_cut_members(st, group);
 }
 
 static int32_t first_failure_res(const struct tmo_group *group)
@@ -194,6 +211,8 @@ static void member_done(struct tmo_op *op, int32_t res)
 	}
 	if (!(group->_state & GROUP_FINISHED) || group->_opt.policy == TMO_GROUP_LEAVE_PENDING)
 		start_waiting(st, group);
+	if ((group->_state & GROUP_CUT_MEMBERS) && !(group->_state & GROUP_POKE_NOTIFY))
+		notify_after_cut_members(st, group); /* if the last member the group cut is in */
 }
 
 void tmo__group_unpark(struct tmo_group *group, struct tmo_op *op)
@@ -232,7 +251,7 @@ void tmo__group_on_timer(struct tmo__loop_state *st, struct tmo_group *group)
 {
 	if (group->_state & GROUP_POKE_NOTIFY) {
 		group->_state &= (uint8_t)~GROUP_POKE_NOTIFY;
-		notify(st, group);
+		notify_after_cut_members(st, group);
 		return;
 	}
 	if (group->_state & GROUP_FINISHED)
@@ -248,7 +267,7 @@ void tmo__group_on_timer(struct tmo__loop_state *st, struct tmo_group *group)
 	if (group->_c.parent) {
 		const struct tmo__container *binding;
 		int64_t limit = tmo__container_effective(group->_c.parent, &binding);
-		if (limit != TMO_NEVER && limit <= tmo_now()) {
+		if (limit != TMO_NEVER_NS && limit <= tmo_now()) {
 			struct tmo__container *b = (struct tmo__container *)binding;
 			bool scope = b->kind == TMO__CONTAINER_SCOPE;
 			finish(st, group, TMO_GROUP_TIMED_OUT, -ETIME, -ETIME,
@@ -258,9 +277,9 @@ void tmo__group_on_timer(struct tmo__loop_state *st, struct tmo_group *group)
 		}
 	}
 	int64_t deadline = group->_c.deadline;
-	if (deadline != TMO_NEVER && deadline <= tmo_now())
+	if (deadline != TMO_NEVER_NS && deadline <= tmo_now())
 		finish(st, group, TMO_GROUP_TIMED_OUT, -ETIME, -ETIME, TMO_CAUSE_GROUP, group, false);
-	else if (deadline != TMO_NEVER)
+	else if (deadline != TMO_NEVER_NS)
 		tmo__timer_arm(st, &group->_c.timer, deadline);
 }
 
@@ -307,7 +326,7 @@ void tmo__group_waiter_start(struct tmo__loop_state *st, struct tmo_op *op)
 	/* The group stays where it was created (its scope still bounds it); whatever cuts the
 	 * op waiting for it (an enclosing scope, a parent group) cuts the group through the op. */
 	group->_waiter = op;
-	if (op->_deadline == TMO_NEVER)
+	if (op->_deadline == TMO_NEVER_NS)
 		return;
 	if (op->_deadline <= tmo_now()) {
 		op->_cause = TMO_CAUSE_OWN;
@@ -370,8 +389,9 @@ int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
 {
 	if (!loop || !loop->_state || !group || !options || !options->on_done)
 		return -EINVAL;
+	int64_t deadline = tmo_deadline_ns(options->deadline);
 	if ((unsigned)options->mode > TMO_GROUP_QUORUM ||
-	    (unsigned)options->policy > TMO_GROUP_LEAVE_PENDING || options->deadline < 0 ||
+	    (unsigned)options->policy > TMO_GROUP_LEAVE_PENDING || deadline < 0 ||
 	    (options->mode == TMO_GROUP_QUORUM && !options->quorum))
 		return -EINVAL;
 	if ((group->_state & GROUP_INIT) && !(group->_state & GROUP_IDLE))
@@ -379,26 +399,30 @@ int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
 	struct tmo__loop_state *st = tmo__state(loop);
 	const struct tmo__container *binding;
 	struct tmo__container *parent = st->current_scope ? &st->current_scope->_c : NULL;
-	int64_t limit = parent ? tmo__container_effective(parent, &binding) : TMO_NEVER;
+	int64_t limit = parent ? tmo__container_effective(parent, &binding) : TMO_NEVER_NS;
 
 	memset(group, 0, sizeof(*group));
 	group->data = options->data;
 	group->_opt = *options;
 	group->_loop = loop;
-	tmo__container_init(&group->_c, TMO__CONTAINER_GROUP, options->deadline, false);
+	tmo__container_init(&group->_c, TMO__CONTAINER_GROUP, deadline, false);
 	if (parent)
 		tmo__container_attach(parent, &group->_c);
 	group->_state = GROUP_INIT;
 	st->active++; /* the group is work until it finished and nothing is pending */
-	if (limit != TMO_NEVER && limit <= tmo_now())
+	if (limit != TMO_NEVER_NS && limit <= tmo_now())
 		tmo__timer_arm(st, &group->_c.timer, 0); /* in an expired scope: times out at once */
-	else if (options->deadline != TMO_NEVER)
-		tmo__timer_arm(st, &group->_c.timer, options->deadline); /* passed: next iteration */
+	else if (deadline != TMO_NEVER_NS)
+		tmo__timer_arm(st, &group->_c.timer, deadline); /* passed: next iteration */
 	return 0;
 }
 
-int tmo_group_add(struct tmo_group *group, struct tmo_op *op, int64_t deadline)
+int tmo_group_add(struct tmo_group *group, struct tmo_op *op, tmo_deadline member_deadline)
 {
+	int64_t deadline = tmo_deadline_ns(member_deadline);
+
+	if (deadline < 0)
+		return -EINVAL;
 	if (!group || !(group->_state & GROUP_INIT) || !op)
 		return -EINVAL;
 	if (group->_state & (GROUP_SEALED | GROUP_FINISHED))

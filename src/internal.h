@@ -63,6 +63,12 @@ static inline uint64_t tmo__user_data(const struct tmo_op *op, unsigned tag)
 }
 
 /* An absolute time or a duration in nanoseconds as the kernel's timespec. */
+/* A time the engine keeps (TMO_NEVER_NS for none) as the public deadline type. */
+static inline tmo_deadline tmo__deadline_out(int64_t ns)
+{
+	return ns == TMO_NEVER_NS ? TMO_NEVER : tmo_at(ns);
+}
+
 static inline void tmo__set_timespec(struct tmo__kernel_timespec *ts, int64_t ns)
 {
 	ts->tv_sec = ns / TMO_NSEC_PER_SEC;

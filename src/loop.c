@@ -252,17 +252,17 @@ int tmo_loop_submit(struct tmo_loop *loop)
 
 /*
  * Submits what is queued and waits until a completion arrives or `wake_at` passes
- * (TMO_NEVER: no limit; a time in the past: do not wait). Completions are read by the caller
+ * (TMO_NEVER_NS: no limit; a time in the past: do not wait). Completions are read by the caller
  * from the CQ whatever this returns: liburing 2.3 may report a count where it means -ETIME.
  */
 static int submit_and_wait(struct tmo__loop_state *st, int64_t wake_at)
 {
 	struct io_uring_cqe *cqe;
-	int64_t wait = wake_at == TMO_NEVER ? 0 : wake_at - tmo_now();
+	int64_t wait = wake_at == TMO_NEVER_NS ? 0 : wake_at - tmo_now();
 	int ret;
 
 	st->stats.submit_calls++;
-	if (wake_at == TMO_NEVER) {
+	if (wake_at == TMO_NEVER_NS) {
 		ret = io_uring_submit_and_wait(&st->ring, 1);
 	} else if (wait <= 0) {
 		/* Nothing to wait for; in DEFER_TASKRUN mode completions are only posted when the
@@ -455,7 +455,7 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 		ret = 0;
 		reap(st);
 		expire(st);
-		if (mode == TMO_RUN_NOWAIT || (until != TMO_NEVER && tmo_now() >= until)) {
+		if (mode == TMO_RUN_NOWAIT || (until != TMO_NEVER_NS && tmo_now() >= until)) {
 			process_pending(st);
 			if (st->pools_attention)
 				tmo__pools_service(st);
@@ -485,11 +485,13 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 
 int tmo_loop_run(struct tmo_loop *loop, enum tmo_run_mode mode)
 {
-	return run(loop, mode, TMO_NEVER);
+	return run(loop, mode, TMO_NEVER_NS);
 }
 
-int tmo_loop_run_until(struct tmo_loop *loop, int64_t deadline)
+int tmo_loop_run_until(struct tmo_loop *loop, tmo_deadline until)
 {
+	int64_t deadline = tmo_deadline_ns(until);
+
 	if (deadline < 0)
 		return -EINVAL;
 	return run(loop, TMO_RUN_DEFAULT, deadline);

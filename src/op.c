@@ -65,8 +65,17 @@ static void enqueue_pending(struct tmo__loop_state *st, struct tmo_op *op)
 
 /* ---- preparation ------------------------------------------------------------------------- */
 
-static void prep(struct tmo_op *op, enum tmo__kind kind, int fd)
+/*
+ * (Re)initialises every private field of an inactive op for one kind of request. Refuses an
+ * op that is active: wiping one the kernel or the loop still holds would lose its request and
+ * corrupt the loop's heap and queues, and its callback would fire twice.
+ */
+static int prep(struct tmo_op *op, enum tmo__kind kind, int fd)
 {
+	if (!op)
+		return -EINVAL;
+	if (op->_flags & TMO__F_ACTIVE)
+		return -EBUSY;
 	void *data = op->data;
 	/* Kept: a stale request of the op's previous start must never match its next one. */
 	uint8_t generation = op->_generation;
@@ -76,86 +85,115 @@ static void prep(struct tmo_op *op, enum tmo__kind kind, int fd)
 	op->_generation = generation;
 	op->_kind = (uint8_t)kind;
 	op->_fd = fd;
-	op->_deadline = TMO_NEVER;
+	op->_deadline = TMO_NEVER_NS;
 	op->_flags = TMO__F_PREPARED;
+	return 0;
 }
 
-void tmo_prep_nop(struct tmo_op *op)
+int tmo_prep_nop(struct tmo_op *op)
 {
-	prep(op, TMO__KIND_NOP, 0);
+	return prep(op, TMO__KIND_NOP, 0);
 }
 
-void tmo_prep_sleep(struct tmo_op *op, int64_t wake_at)
+int tmo_prep_sleep(struct tmo_op *op, tmo_deadline wake_at)
 {
-	prep(op, TMO__KIND_SLEEP, 0);
-	op->_args.sleep.wake_at = wake_at;
+	int64_t when = tmo_deadline_ns(wake_at);
+
+	if (when < 0)
+		return -EINVAL;
+	int ret = prep(op, TMO__KIND_SLEEP, 0);
+	if (!ret)
+		op->_args.sleep.wake_at = when;
+	return ret;
 }
 
-static void prep_io(struct tmo_op *op, enum tmo__kind kind, int fd, const void *buf,
-		    uint32_t len, uint64_t offset, int msg_flags)
+static int prep_io(struct tmo_op *op, enum tmo__kind kind, int fd, const void *buf,
+		   uint32_t len, uint64_t offset, int msg_flags)
 {
-	prep(op, kind, fd);
-	op->_args.io.buf = (void *)buf;
-	op->_args.io.len = len;
-	op->_args.io.offset = offset;
-	op->_args.io.msg_flags = msg_flags;
+	int ret = prep(op, kind, fd);
+
+	if (!ret) {
+		op->_args.io.buf = (void *)buf;
+		op->_args.io.len = len;
+		op->_args.io.offset = offset;
+		op->_args.io.msg_flags = msg_flags;
+	}
+	return ret;
 }
 
-void tmo_prep_read(struct tmo_op *op, int fd, void *buf, uint32_t len, uint64_t offset)
+int tmo_prep_read(struct tmo_op *op, int fd, void *buf, uint32_t len, uint64_t offset)
 {
-	prep_io(op, TMO__KIND_READ, fd, buf, len, offset, 0);
+	return prep_io(op, TMO__KIND_READ, fd, buf, len, offset, 0);
 }
 
-void tmo_prep_write(struct tmo_op *op, int fd, const void *buf, uint32_t len, uint64_t offset)
+int tmo_prep_write(struct tmo_op *op, int fd, const void *buf, uint32_t len, uint64_t offset)
 {
-	prep_io(op, TMO__KIND_WRITE, fd, buf, len, offset, 0);
+	return prep_io(op, TMO__KIND_WRITE, fd, buf, len, offset, 0);
 }
 
-void tmo_prep_recv(struct tmo_op *op, int fd, void *buf, uint32_t len, int msg_flags)
+int tmo_prep_recv(struct tmo_op *op, int fd, void *buf, uint32_t len, int msg_flags)
 {
-	prep_io(op, TMO__KIND_RECV, fd, buf, len, 0, msg_flags);
+	return prep_io(op, TMO__KIND_RECV, fd, buf, len, 0, msg_flags);
 }
 
-void tmo_prep_send(struct tmo_op *op, int fd, const void *buf, uint32_t len, int msg_flags)
+int tmo_prep_send(struct tmo_op *op, int fd, const void *buf, uint32_t len, int msg_flags)
 {
-	prep_io(op, TMO__KIND_SEND, fd, buf, len, 0, msg_flags | MSG_NOSIGNAL);
+	return prep_io(op, TMO__KIND_SEND, fd, buf, len, 0, msg_flags | MSG_NOSIGNAL);
 }
 
-void tmo_prep_accept(struct tmo_op *op, int fd, struct sockaddr *addr, socklen_t *addrlen,
-		     int flags)
+int tmo_prep_accept(struct tmo_op *op, int fd, struct sockaddr *addr, socklen_t *addrlen,
+		    int flags)
 {
-	prep(op, TMO__KIND_ACCEPT, fd);
-	op->_args.accept.addr = addr;
-	op->_args.accept.addrlen = addrlen;
-	op->_args.accept.flags = flags;
+	int ret = prep(op, TMO__KIND_ACCEPT, fd);
+
+	if (!ret) {
+		op->_args.accept.addr = addr;
+		op->_args.accept.addrlen = addrlen;
+		op->_args.accept.flags = flags;
+	}
+	return ret;
 }
 
-void tmo_prep_connect(struct tmo_op *op, int fd, const struct sockaddr *addr, socklen_t addrlen)
+int tmo_prep_connect(struct tmo_op *op, int fd, const struct sockaddr *addr, socklen_t addrlen)
 {
-	prep(op, TMO__KIND_CONNECT, fd);
-	op->_args.connect.addr = addr;
-	op->_args.connect.addrlen = addrlen;
+	int ret = prep(op, TMO__KIND_CONNECT, fd);
+
+	if (!ret) {
+		op->_args.connect.addr = addr;
+		op->_args.connect.addrlen = addrlen;
+	}
+	return ret;
 }
 
-void tmo_prep_poll(struct tmo_op *op, int fd, uint32_t events)
+int tmo_prep_poll(struct tmo_op *op, int fd, uint32_t events)
 {
-	prep(op, TMO__KIND_POLL, fd);
-	op->_args.poll_events = events;
+	int ret = prep(op, TMO__KIND_POLL, fd);
+
+	if (!ret)
+		op->_args.poll_events = events;
+	return ret;
 }
 
-void tmo_prep_openat(struct tmo_op *op, int dirfd, const char *path, int flags, mode_t mode)
+int tmo_prep_openat(struct tmo_op *op, int dirfd, const char *path, int flags, mode_t mode)
 {
-	prep(op, TMO__KIND_OPENAT, dirfd);
-	op->_args.open.path = path;
-	op->_args.open.flags = flags;
-	op->_args.open.mode = mode;
-	op->_user_flags = TMO_OP_BLOCKING;
+	int ret = prep(op, TMO__KIND_OPENAT, dirfd);
+
+	if (!ret) {
+		op->_args.open.path = path;
+		op->_args.open.flags = flags;
+		op->_args.open.mode = mode;
+		op->_user_flags = TMO_OP_BLOCKING;
+	}
+	return ret;
 }
 
-void tmo_prep_group(struct tmo_op *op, struct tmo_group *group)
+int tmo_prep_group(struct tmo_op *op, struct tmo_group *group)
 {
-	prep(op, TMO__KIND_GROUP, 0);
-	op->_args.group = group;
+	int ret = prep(op, TMO__KIND_GROUP, 0);
+
+	if (!ret)
+		op->_args.group = group;
+	return ret;
 }
 
 static int check_settable(const struct tmo_op *op)
@@ -198,9 +236,9 @@ bool tmo_op_busy(const struct tmo_op *op)
 	return op && (op->_flags & TMO__F_ACTIVE);
 }
 
-int64_t tmo_op_deadline(const struct tmo_op *op)
+tmo_deadline tmo_op_deadline(const struct tmo_op *op)
 {
-	return op && (op->_flags & TMO__F_ACTIVE) ? op->_deadline : TMO_NEVER;
+	return tmo__deadline_out(op && (op->_flags & TMO__F_ACTIVE) ? op->_deadline : TMO_NEVER_NS);
 }
 
 int32_t tmo_op_result(const struct tmo_op *op)
@@ -289,7 +327,7 @@ static void prep_sqe(struct io_uring_sqe *sqe, struct tmo_op *op)
  */
 static bool submit(struct tmo__loop_state *st, struct tmo_op *op)
 {
-	bool has_deadline = op->_deadline != TMO_NEVER && op->_kind != TMO__KIND_SLEEP;
+	bool has_deadline = op->_deadline != TMO_NEVER_NS && op->_kind != TMO__KIND_SLEEP;
 	bool blocking = op->_user_flags & TMO_OP_BLOCKING;
 	bool linked = has_deadline && !blocking &&
 		      st->deadline_strategy == TMO_DEADLINES_KERNEL;
@@ -432,11 +470,11 @@ static void launch(struct tmo__loop_state *st, struct tmo_op *op)
 {
 	/* A deadline that has already passed, the op's own or an enclosing scope's or group's,
 	 * starts nothing; the callback must still come from the loop, never from here. */
-	int64_t now = TMO_NEVER;
+	int64_t now = TMO_NEVER_NS;
 	if (op->_owner) {
 		const struct tmo__container *binding;
 		int64_t limit = tmo__container_effective(op->_owner, &binding);
-		if (limit != TMO_NEVER && limit <= (now = tmo_now())) {
+		if (limit != TMO_NEVER_NS && limit <= (now = tmo_now())) {
 			bool scope = binding->kind == TMO__CONTAINER_SCOPE;
 			if (scope) /* its deadline cut this op short, whether or not the loop saw it */
 				tmo__scope_mark_expired(tmo__scope_of((struct tmo__container *)binding));
@@ -450,8 +488,8 @@ static void launch(struct tmo__loop_state *st, struct tmo_op *op)
 		tmo__group_waiter_start(st, op); /* a passed deadline cancels the group */
 		return;
 	}
-	if (op->_deadline != TMO_NEVER &&
-	    op->_deadline <= (now != TMO_NEVER ? now : tmo_now())) {
+	if (op->_deadline != TMO_NEVER_NS &&
+	    op->_deadline <= (now != TMO_NEVER_NS ? now : tmo_now())) {
 		tmo__op_decide(st, op, -ETIME, TMO_CAUSE_OWN, NULL);
 		return;
 	}
@@ -477,7 +515,7 @@ int tmo__op_park_in(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, 
 	if (ret)
 		return ret;
 	op->_flags |= TMO__F_GROUP_WAITING;
-	if (deadline != TMO_NEVER)
+	if (deadline != TMO_NEVER_NS)
 		tmo__timer_arm(tmo__state(loop), &op->_timer, deadline); /* never starts if it passes */
 	return 0;
 }
@@ -489,11 +527,12 @@ void tmo__op_launch_parked(struct tmo__loop_state *st, struct tmo_op *op)
 	launch(st, op);
 }
 
-int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, tmo_op_cb cb)
+int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, tmo_deadline deadline, tmo_op_cb cb)
 {
 	struct tmo_scope *scope = loop && loop->_state ? tmo__state(loop)->current_scope : NULL;
 
-	return tmo__op_start_in(loop, op, deadline, cb, scope ? &scope->_c : NULL);
+	/* An invalid deadline is negative: tmo__op_start_in refuses it with -EINVAL. */
+	return tmo__op_start_in(loop, op, tmo_deadline_ns(deadline), cb, scope ? &scope->_c : NULL);
 }
 
 /* Takes a parked group member off its group's waiting list (group.c keeps the counts). */
@@ -556,7 +595,7 @@ int tmo_op_cancel(struct tmo_op *op)
 		return -EALREADY;
 	/* Once the deadline has passed the kernel has cancelled (or is cancelling) the request
 	 * for it: the outcome is the timeout, not the caller's cancel. */
-	if (op->_deadline != TMO_NEVER && op->_deadline <= tmo_now())
+	if (op->_deadline != TMO_NEVER_NS && op->_deadline <= tmo_now())
 		return -EALREADY;
 	end_early(tmo__state(op->_loop), op, -ECANCELED, TMO_CAUSE_CANCEL, NULL);
 	return 0;
@@ -834,7 +873,7 @@ void tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op)
 	else if (op->_flags & TMO__F_CANCEL)
 		deliver(st, op, -ECANCELED);
 	else if ((op->_flags & TMO__F_EXPIRED) ||
-		 (op->_deadline != TMO_NEVER && op->_deadline <= tmo_now()))
+		 (op->_deadline != TMO_NEVER_NS && op->_deadline <= tmo_now()))
 		deliver(st, op, -ETIME);
 	else if (!submit(st, op))
 		enqueue_pending(st, op);

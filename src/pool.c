@@ -265,7 +265,7 @@ static void unlink_queued_locked(struct tmo__pool_state *p, struct tmo_job *job)
 /* Runs a thread-level job; an interrupt job arms this worker's timer for its deadline. */
 static int64_t run_in_thread(struct tmo_job *job, timer_t *timer)
 {
-	if (timer && job->_deadline != TMO_NEVER) {
+	if (timer && job->_deadline != TMO_NEVER_NS) {
 		struct itimerspec its;
 		memset(&its, 0, sizeof(its));
 		its.it_value.tv_sec = job->_deadline / TMO_NSEC_PER_SEC;
@@ -313,7 +313,7 @@ static void *worker_main(void *arg)
 		if (!p->q_head)
 			break; /* quitting, nothing left */
 		struct tmo_job *job = pop_locked(p);
-		if (job->_deadline != TMO_NEVER && tmo_now() >= job->_deadline) {
+		if (job->_deadline != TMO_NEVER_NS && tmo_now() >= job->_deadline) {
 			/* Its deadline passed while it was queued; the loop has not seen it yet,
 			 * but will (the job's timer is due): it never runs. */
 			set_job_state(job, J_SKIPPED);
@@ -345,7 +345,7 @@ static void *worker_main(void *arg)
 											       : NULL);
 		}
 		/* A result that came after the deadline does not beat it (see on_finished). */
-		job->_late = job->_deadline != TMO_NEVER && tmo_now() >= job->_deadline;
+		job->_late = job->_deadline != TMO_NEVER_NS && tmo_now() >= job->_deadline;
 
 		pthread_mutex_lock(&p->lock);
 		set_job_state(job, J_FINISHED);
@@ -1043,26 +1043,31 @@ static bool job_idle(const struct tmo_job *job)
 	return job_state(job) == J_IDLE;
 }
 
-void tmo_job_prep(struct tmo_job *job, tmo_job_fn fn)
+int tmo_job_prep(struct tmo_job *job, tmo_job_fn fn)
 {
-	if (!job || !job_idle(job))
-		return;
+	if (!job || !fn)
+		return -EINVAL;
+	if (!job_idle(job))
+		return -EBUSY; /* a worker or the loop still holds it: wiping it would lose it */
 	void *data = job->data;
 	memset(job, 0, sizeof(*job));
 	job->data = data;
 	job->_fn = fn;
-	job->_flags = fn ? JF_PREPARED : 0;
+	job->_flags = JF_PREPARED;
 	job->_timer.kind = TMO__TIMER_JOB;
+	return 0;
 }
 
-void tmo_job_prep_syscall(struct tmo_job *job, long nr, const long args[6])
+int tmo_job_prep_syscall(struct tmo_job *job, long nr, const long args[6])
 {
-	tmo_job_prep(job, tmo__job_run_syscall);
-	if (!job || job->_fn != tmo__job_run_syscall)
-		return;
+	int ret = tmo_job_prep(job, tmo__job_run_syscall);
+
+	if (ret)
+		return ret;
 	job->_sys_nr = nr;
 	if (args)
 		memcpy(job->_sys_args, args, sizeof(job->_sys_args));
+	return 0;
 }
 
 static int check_settable(const struct tmo_job *job)
@@ -1118,8 +1123,10 @@ int tmo_job_set_io(struct tmo_job *job, const void *in, size_t in_len, void *out
 	return 0;
 }
 
-int tmo_job_start(struct tmo_pool *pool, struct tmo_job *job, int64_t deadline, tmo_job_cb cb)
+int tmo_job_start(struct tmo_pool *pool, struct tmo_job *job, tmo_deadline until, tmo_job_cb cb)
 {
+	int64_t deadline = tmo_deadline_ns(until);
+
 	if (!pool || !pool->_state || !job || !cb || deadline < 0)
 		return -EINVAL;
 	if (!(job->_flags & JF_PREPARED) || !job->_fn)
@@ -1134,7 +1141,7 @@ int tmo_job_start(struct tmo_pool *pool, struct tmo_job *job, int64_t deadline, 
 	if (job->_overrun == TMO_OVERRUN_KILL && job->_in_len > p->limits.max_input)
 		return -EMSGSIZE;
 
-	bool expired = deadline != TMO_NEVER && deadline <= tmo_now();
+	bool expired = deadline != TMO_NEVER_NS && deadline <= tmo_now();
 	bool room = true;
 	if (!expired) {
 		/* Only the loop's thread adds to the queue, so room seen here stays. */
@@ -1168,7 +1175,7 @@ int tmo_job_start(struct tmo_pool *pool, struct tmo_job *job, int64_t deadline, 
 		decide_unstarted(p, job, -ETIME);
 		return 0;
 	}
-	if (deadline != TMO_NEVER)
+	if (deadline != TMO_NEVER_NS)
 		tmo__timer_arm(p->st, &job->_timer, deadline);
 	pthread_mutex_lock(&p->lock);
 	if (room) {
@@ -1229,9 +1236,9 @@ bool tmo_job_busy(const struct tmo_job *job)
 	return job && !job_idle(job);
 }
 
-int64_t tmo_job_deadline(const struct tmo_job *job)
+tmo_deadline tmo_job_deadline(const struct tmo_job *job)
 {
-	return job ? job->_deadline : TMO_NEVER;
+	return tmo__deadline_out(job ? job->_deadline : TMO_NEVER_NS);
 }
 
 bool tmo_job_cancelled(const struct tmo_job *job)
@@ -1239,7 +1246,7 @@ bool tmo_job_cancelled(const struct tmo_job *job)
 	if (!job)
 		return false;
 	return __atomic_load_n(&job->_cancel, __ATOMIC_RELAXED) ||
-	       (job->_deadline != TMO_NEVER && tmo_now() >= job->_deadline);
+	       (job->_deadline != TMO_NEVER_NS && tmo_now() >= job->_deadline);
 }
 
 const void *tmo_job_input(const struct tmo_job *job, size_t *len)

@@ -209,11 +209,11 @@ static void signal_helper(struct tmo__helper *h, int sig)
 /* Waits up to `ns` (negative: for ever) for the helper to exit. */
 static bool wait_exit(struct tmo__helper *h, int64_t ns)
 {
-	int64_t end = ns < 0 ? TMO_NEVER : tmo_now() + ns;
+	int64_t end = ns < 0 ? TMO_NEVER_NS : tmo_now() + ns;
 	for (;;) {
 		struct pollfd pfd = { .fd = h->pidfd, .events = POLLIN };
 		struct timespec ts, *tsp = NULL;
-		if (end != TMO_NEVER) {
+		if (end != TMO_NEVER_NS) {
 			int64_t left = end - tmo_now();
 			if (left < 0)
 				left = 0;
@@ -320,7 +320,7 @@ int64_t tmo__helper_run(struct tmo__helper *h, const struct tmo__helper_limits *
 			{ .fd = h->wake_fd, .events = POLLIN },
 		};
 		struct timespec ts, *tsp = NULL;
-		if (job->_deadline != TMO_NEVER) {
+		if (job->_deadline != TMO_NEVER_NS) {
 			int64_t left = job->_deadline - tmo_now();
 			if (left < 0)
 				left = 0;

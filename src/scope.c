@@ -21,9 +21,11 @@ bool tmo_scope_busy(const struct tmo_scope *scope)
 	return scope && (scope->_state & SCOPE_ENTERED) && !(scope->_state & SCOPE_DONE);
 }
 
-int tmo_scope_enter(struct tmo_loop *loop, struct tmo_scope *scope, int64_t deadline,
+int tmo_scope_enter(struct tmo_loop *loop, struct tmo_scope *scope, tmo_deadline until,
 		    unsigned flags)
 {
+	int64_t deadline = tmo_deadline_ns(until);
+
 	if (!loop || !loop->_state || !scope || deadline < 0 || (flags & ~(unsigned)TMO_SCOPE_SHIELD))
 		return -EINVAL;
 	struct tmo__loop_state *st = tmo__state(loop);
@@ -43,7 +45,7 @@ int tmo_scope_enter(struct tmo_loop *loop, struct tmo_scope *scope, int64_t dead
 	if (st->current_scope)
 		tmo__container_attach(&st->current_scope->_c, &scope->_c);
 	st->current_scope = scope;
-	if (deadline != TMO_NEVER) {
+	if (deadline != TMO_NEVER_NS) {
 		if (deadline <= scope->_entered_at)
 			scope->_state |= SCOPE_EXPIRED; /* a limit of 0: nothing in it will start */
 		else
@@ -55,11 +57,9 @@ int tmo_scope_enter(struct tmo_loop *loop, struct tmo_scope *scope, int64_t dead
 int tmo_scope_enter_after(struct tmo_loop *loop, struct tmo_scope *scope, int64_t timeout_ns,
 			  unsigned flags)
 {
-	int64_t deadline = tmo_deadline_in_ns(timeout_ns);
-
-	if (deadline < 0)
-		return (int)deadline;
-	return tmo_scope_enter(loop, scope, deadline, flags);
+	if (timeout_ns < 0)
+		return -EINVAL;
+	return tmo_scope_enter(loop, scope, tmo_in_ns(timeout_ns), flags);
 }
 
 int tmo_scope_exit(struct tmo_scope *scope)
@@ -110,22 +110,23 @@ void tmo__scope_on_timer(struct tmo__loop_state *st, struct tmo_scope *scope)
 	tmo__container_cut(st, &scope->_c, -ETIME, TMO_CAUSE_SCOPE, scope);
 }
 
-int64_t tmo_scope_deadline(const struct tmo_scope *scope)
+tmo_deadline tmo_scope_deadline(const struct tmo_scope *scope)
 {
-	return scope ? scope->_c.deadline : TMO_NEVER;
+	return tmo__deadline_out(scope ? scope->_c.deadline : TMO_NEVER_NS);
 }
 
-int64_t tmo_scope_effective_deadline(const struct tmo_scope *scope)
+tmo_deadline tmo_scope_effective_deadline(const struct tmo_scope *scope)
 {
 	const struct tmo__container *binding;
 
-	return scope ? tmo__container_effective(&scope->_c, &binding) : TMO_NEVER;
+	return tmo__deadline_out(scope ? tmo__container_effective(&scope->_c, &binding)
+				       : TMO_NEVER_NS);
 }
 
 int64_t tmo_scope_remaining(const struct tmo_scope *scope)
 {
-	if (!scope || scope->_c.deadline == TMO_NEVER)
-		return TMO_NEVER;
+	if (!scope || scope->_c.deadline == TMO_NEVER_NS)
+		return TMO_NEVER_NS;
 	int64_t left = scope->_c.deadline - tmo_now();
 	return left > 0 ? left : 0;
 }
@@ -140,7 +141,7 @@ bool tmo_scope_expired(const struct tmo_scope *scope)
 	return scope && (scope->_state & SCOPE_EXPIRED);
 }
 
-/* Moves the deadline of a live scope to `when` (TMO_NEVER: none). */
+/* Moves the deadline of a live scope to `when` (TMO_NEVER_NS: none). */
 static int move_deadline(struct tmo_scope *scope, int64_t when)
 {
 	if (!scope || !(scope->_state & SCOPE_ENTERED) || !scope->_loop || !scope->_loop->_state ||
@@ -152,7 +153,7 @@ static int move_deadline(struct tmo_scope *scope, int64_t when)
 		return -EINVAL;
 	struct tmo__loop_state *st = tmo__state(scope->_loop);
 	scope->_c.deadline = when;
-	if (when == TMO_NEVER)
+	if (when == TMO_NEVER_NS)
 		tmo__timer_disarm(st, &scope->_c.timer);
 	else
 		tmo__timer_arm(st, &scope->_c.timer, when); /* in the past: fires next iteration */
@@ -161,7 +162,7 @@ static int move_deadline(struct tmo_scope *scope, int64_t when)
 
 int tmo_scope_shift(struct tmo_scope *scope, int64_t delta_ns)
 {
-	if (!scope || scope->_c.deadline == TMO_NEVER)
+	if (!scope || scope->_c.deadline == TMO_NEVER_NS)
 		return -EINVAL;
 	int64_t deadline = scope->_c.deadline;
 	if ((delta_ns > 0 && deadline > INT64_MAX - 1 - delta_ns) || deadline + delta_ns < 0)
@@ -169,16 +170,16 @@ int tmo_scope_shift(struct tmo_scope *scope, int64_t delta_ns)
 	return move_deadline(scope, deadline + delta_ns);
 }
 
-int tmo_scope_shift_at(struct tmo_scope *scope, int64_t when)
+int tmo_scope_shift_at(struct tmo_scope *scope, tmo_deadline when)
 {
-	if (when == TMO_NEVER)
+	if (tmo_deadline_is_never(when))
 		return -EINVAL;
-	return move_deadline(scope, when);
+	return move_deadline(scope, tmo_deadline_ns(when));
 }
 
-int tmo_scope_reschedule(struct tmo_scope *scope, int64_t when)
+int tmo_scope_reschedule(struct tmo_scope *scope, tmo_deadline when)
 {
-	return move_deadline(scope, when);
+	return move_deadline(scope, tmo_deadline_ns(when));
 }
 
 struct tmo_scope *tmo_loop_current_scope(const struct tmo_loop *loop)

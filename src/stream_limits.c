@@ -18,14 +18,15 @@
 
 static int64_t add_saturating(int64_t a, int64_t b)
 {
-	return a > INT64_MAX - b ? TMO_NEVER : a + b;
+	return a > INT64_MAX - b ? TMO_NEVER_NS : a + b;
 }
 
 int tmo__limits_check(const struct tmo_stream_limits *limits)
 {
 	if (!limits)
 		return 0;
-	if (limits->gap_ns < 0 || limits->deadline < 0 || limits->rate_window_ns < 0)
+	if (limits->gap_ns < 0 || tmo_deadline_ns(limits->deadline) < 0 ||
+	    limits->rate_window_ns < 0)
 		return -EINVAL;
 	return 0;
 }
@@ -35,8 +36,6 @@ void tmo__limits_copy(struct tmo_stream_limits *out, const struct tmo_stream_lim
 	static const struct tmo_stream_limits none;
 
 	*out = in ? *in : none;
-	if (out->deadline == 0)
-		out->deadline = TMO_NEVER;
 	if (out->min_rate && !out->rate_window_ns)
 		out->rate_window_ns = TMO_NSEC_PER_SEC;
 }
@@ -106,7 +105,7 @@ static int64_t rate_deadline(const struct tmo__rate_window *rate)
 int64_t tmo__limits_next(const struct tmo_stream_limits *limits,
 			 const struct tmo__rate_window *rate, int64_t wait_from, uint8_t *which)
 {
-	int64_t when = TMO_NEVER;
+	int64_t when = TMO_NEVER_NS;
 	uint8_t limit = TMO_LIMIT_NONE;
 
 	if (limits->gap_ns) {
@@ -115,13 +114,16 @@ int64_t tmo__limits_next(const struct tmo_stream_limits *limits,
 	}
 	if (rate->need) {
 		int64_t r = rate_deadline(rate);
-		if (r <= when) {
+		if (r < when) {
 			when = r;
 			limit = TMO_LIMIT_RATE;
 		}
 	}
-	if (limits->deadline != TMO_NEVER && limits->deadline <= when) {
-		when = limits->deadline;
+	/* Strictly earlier only: on a tie the more specific limit is reported, in the order gap,
+	 * rate, deadline (a silent peer under a gap and a rate floor ending together is "gap"). */
+	int64_t end = tmo_deadline_ns(limits->deadline);
+	if (end != TMO_NEVER_NS && end < when) {
+		when = end;
 		limit = TMO_LIMIT_DEADLINE;
 	}
 	*which = limit;
@@ -133,7 +135,7 @@ int64_t tmo__limits_with_scope(const struct tmo_loop *loop, int64_t deadline, ui
 	struct tmo_scope *scope = tmo_loop_current_scope(loop);
 
 	if (scope) {
-		int64_t limit = tmo_scope_effective_deadline(scope);
+		int64_t limit = tmo_deadline_ns(tmo_scope_effective_deadline(scope));
 		if (limit < deadline) {
 			*which = TMO_LIMIT_SCOPE;
 			return limit;
@@ -148,7 +150,7 @@ bool tmo__scope_moved_later(const struct tmo_loop *loop, const struct tmo_op *op
 	if (armed != TMO_LIMIT_SCOPE || tmo_op_cause(op) != TMO_CAUSE_OWN)
 		return false;
 	struct tmo_scope *scope = tmo_loop_current_scope(loop);
-	return scope && tmo_scope_effective_deadline(scope) > tmo_now();
+	return scope && tmo_deadline_ns(tmo_scope_effective_deadline(scope)) > tmo_now();
 }
 
 enum tmo_limit tmo__limit_of_timeout(const struct tmo_loop *loop, const struct tmo_op *op,

@@ -16,7 +16,7 @@
 /* 0 if the limits make sense, else -EINVAL. */
 int tmo__limits_check(const struct tmo_stream_limits *limits);
 
-/* Copies `in` (NULL: none) into `out`, normalising "no overall deadline" to TMO_NEVER. */
+/* Copies `in` (NULL: none) into `out`, normalising "no overall deadline" to TMO_NEVER_NS. */
 void tmo__limits_copy(struct tmo_stream_limits *out, const struct tmo_stream_limits *in);
 
 /* Starts the rate history afresh at `now` (the window's grace period begins). */
@@ -29,8 +29,8 @@ void tmo__rate_add(struct tmo__rate_window *rate, int64_t now, uint64_t bytes);
 /*
  * The deadline of the next wait: the earliest of wait_from + gap, the overall deadline and the
  * moment the rate window stops holding enough bytes if nothing more arrives. *which names it
- * (TMO_LIMIT_NONE with TMO_NEVER). On a tie the more final limit is named: the overall
- * deadline, then the rate, then the gap.
+ * (TMO_LIMIT_NONE with TMO_NEVER_NS). On a tie the more specific limit is named: the gap,
+ * then the rate, then the overall deadline.
  */
 int64_t tmo__limits_next(const struct tmo_stream_limits *limits,
 			 const struct tmo__rate_window *rate, int64_t wait_from, uint8_t *which);

@@ -6,7 +6,10 @@
  * nop that brings the reader back into the loop when something must happen from the loop
  * rather than from the caller's function (start, resume, a stop while idle). Every event is
  * delivered by pump(), which runs only from that op's completion, so the caller never sees a
- * callback from inside tmo_reader_*().
+ * callback from inside tmo_reader_*(), with one exception: tmo_reader_stop() called from the
+ * reader's own DATA or TIMEOUT callback delivers END before it returns. The reader is then
+ * idle as soon as stop returns, so the caller may free it there and then; emit() learns that
+ * from a flag on its own stack and touches the reader no more.
  *
  * Nothing is lost because the buffer is the only place bytes go: a read either returned bytes
  * (appended, then framed) or consumed none; a timeout marker only goes on waiting; an end hands
@@ -51,7 +54,9 @@ int tmo_reader_init(struct tmo_reader *reader, struct tmo_loop *loop, int fd, vo
 		return -EINVAL;
 	if (fd < 0)
 		return -EBADF;
-	if ((reader->_state & R_INIT) && (reader->_state & R_STARTED))
+	/* Started, or its op not yet released by the kernel: wiping it would lose the request. */
+	if (((reader->_state & R_INIT) && (reader->_state & R_STARTED)) ||
+	    tmo_op_busy(&reader->_op))
 		return -EBUSY;
 	struct stat sb;
 	if (fstat(fd, &sb) < 0)
@@ -139,6 +144,11 @@ bool tmo_reader_busy(const struct tmo_reader *reader)
 	return reader && (reader->_state & R_STARTED);
 }
 
+bool tmo_reader_paused(const struct tmo_reader *reader)
+{
+	return reader && (reader->_state & R_STARTED) && (reader->_state & R_PAUSED);
+}
+
 uint64_t tmo_reader_total(const struct tmo_reader *reader)
 {
 	return reader ? reader->_total : 0;
@@ -187,7 +197,7 @@ static int arm_read(struct tmo_reader *r)
 		tmo_prep_recv(&r->_op, r->_fd, into, room, 0);
 	else
 		tmo_prep_read(&r->_op, r->_fd, into, room, (uint64_t)-1);
-	int ret = tmo_op_start(r->_loop, &r->_op, deadline, on_op);
+	int ret = tmo_op_start(r->_loop, &r->_op, tmo__deadline_out(deadline), on_op);
 	if (!ret)
 		r->_state = (uint16_t)((r->_state & ~R_KICK) | R_OP);
 	return ret;
@@ -220,7 +230,9 @@ static size_t next_frame(struct tmo_reader *r)
 	}
 }
 
-static void emit(struct tmo_reader *r, enum tmo_reader_event_kind kind, const uint8_t *data,
+/* Delivers a DATA or TIMEOUT event. Returns false if END was delivered meanwhile (a stop from
+ * the callback): the reader may have been freed or started again, and must not be touched. */
+static bool emit(struct tmo_reader *r, enum tmo_reader_event_kind kind, const uint8_t *data,
 		 size_t len, int32_t error, enum tmo_limit limit)
 {
 	struct tmo_reader_event ev = {
@@ -232,9 +244,16 @@ static void emit(struct tmo_reader *r, enum tmo_reader_event_kind kind, const ui
 		.total = r->_total,
 		.buffered = r->_tail - r->_head,
 	};
+	bool ended = false;
+
+	r->_ended_in_cb = &ended;
 	r->_state |= R_IN_CB;
 	r->_cb(r, &ev);
+	if (ended)
+		return false;
 	r->_state &= (uint16_t)~R_IN_CB;
+	r->_ended_in_cb = NULL;
+	return true;
 }
 
 /* Delivers END: the reader is idle from here, and may be freed by the callback. */
@@ -245,6 +264,10 @@ static void finish(struct tmo_reader *r, int32_t error, enum tmo_limit limit)
 
 	r->_state &= (uint16_t)(R_INIT | R_SOCKET);
 	r->_head = r->_tail = r->_scanned = 0;
+	if (r->_ended_in_cb) { /* inside a DATA or TIMEOUT callback: tell its emit() */
+		*r->_ended_in_cb = true;
+		r->_ended_in_cb = NULL;
+	}
 	struct tmo_reader_event ev = {
 		.kind = TMO_READER_END,
 		.data = len ? left : NULL,
@@ -277,7 +300,8 @@ static void pump(struct tmo_reader *r)
 			if (r->_head == r->_tail)
 				r->_head = r->_tail = r->_scanned = 0; /* the frame stays readable */
 			r->_wait_from = 0; /* a frame delivered: the next wait starts afresh */
-			emit(r, TMO_READER_DATA, frame, len, 0, TMO_LIMIT_NONE);
+			if (!emit(r, TMO_READER_DATA, frame, len, 0, TMO_LIMIT_NONE))
+				return;
 			continue;
 		}
 		if (r->_state & R_ENDING) {
@@ -357,8 +381,8 @@ static void on_op(struct tmo_op *op, int32_t res)
 			/* The next wait counts from this marker's own deadline: a long silence
 			 * gives a marker every gap, without drift. */
 			r->_wait_from = r->_armed_at;
-			emit(r, TMO_READER_TIMEOUT, NULL, 0, 0, TMO_LIMIT_GAP);
-			pump(r);
+			if (emit(r, TMO_READER_TIMEOUT, NULL, 0, 0, TMO_LIMIT_GAP))
+				pump(r);
 			return;
 		}
 		end(r, -ETIME, limit);
@@ -369,6 +393,20 @@ static void on_op(struct tmo_op *op, int32_t res)
 
 /* ---- the caller's side -------------------------------------------------------------------- */
 
+/*
+ * The gap and the rate window start afresh, from one clock reading: a silent peer under a gap
+ * and a rate window of the same length then ties, and the tie goes to the gap (see
+ * tmo__limits_next). Two readings would let the window start a few microseconds earlier and
+ * the rate fire first.
+ */
+static void restart_waits(struct tmo_reader *r)
+{
+	int64_t now = tmo_now();
+
+	r->_wait_from = r->_limits.gap_ns ? now : 0;
+	tmo__rate_reset(&r->_rate, &r->_limits, now);
+}
+
 int tmo_reader_start(struct tmo_reader *reader, tmo_reader_cb cb)
 {
 	if (!reader || !cb || !(reader->_state & R_INIT))
@@ -378,8 +416,7 @@ int tmo_reader_start(struct tmo_reader *reader, tmo_reader_cb cb)
 	reader->_cb = cb;
 	reader->_total = 0;
 	reader->_head = reader->_tail = reader->_scanned = 0;
-	reader->_wait_from = 0;
-	tmo__rate_reset(&reader->_rate, &reader->_limits, tmo_now());
+	restart_waits(reader);
 	int ret = kick(reader);
 	if (!ret)
 		reader->_state |= R_STARTED;
@@ -412,8 +449,7 @@ int tmo_reader_resume(struct tmo_reader *reader)
 	if (!(reader->_state & R_PAUSED))
 		return -EALREADY;
 	reader->_state &= (uint16_t)~R_PAUSED;
-	reader->_wait_from = 0;
-	tmo__rate_reset(&reader->_rate, &reader->_limits, tmo_now());
+	restart_waits(reader);
 	/* From inside a callback pump() goes on by itself when it returns; with a request in
 	 * flight (the read pause cancelled, or a nop) pump() follows its completion. */
 	if (reader->_state & (R_OP | R_IN_CB))
@@ -430,24 +466,23 @@ int tmo_reader_stop(struct tmo_reader *reader)
 		return -EINVAL;
 	if (reader->_state & R_STOP)
 		return -EALREADY;
+	if (reader->_state & R_IN_CB) {
+		/* From the reader's own callback no request is in flight: END now, so that the
+		 * reader is idle (free to free) when this returns. */
+		finish(reader, -ECANCELED, TMO_LIMIT_NONE);
+		return 0;
+	}
 	if (reader->_state & R_OP) {
 		reader->_state |= R_STOP;
 		if (!(reader->_state & R_KICK))
 			tmo_op_cancel(&reader->_op);
 		return 0;
 	}
-	/*
-	 * No request in flight: either the caller is inside one of this reader's callbacks
-	 * (pump() sees the flag when it returns) or the reader is paused (a nop brings it back).
-	 */
-	bool paused = reader->_state & R_PAUSED;
+	/* No request in flight and not in a callback: the reader is paused (a nop brings it
+	 * back to deliver END from the loop). */
 	reader->_state |= R_STOP;
-	if (paused && !(reader->_state & R_IN_CB)) {
-		int ret = kick(reader);
-		if (ret) {
-			reader->_state &= (uint16_t)~R_STOP;
-			return ret;
-		}
-	}
-	return 0;
+	int ret = kick(reader);
+	if (ret)
+		reader->_state &= (uint16_t)~R_STOP;
+	return ret;
 }

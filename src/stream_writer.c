@@ -36,7 +36,8 @@ int tmo_writer_init(struct tmo_writer *writer, struct tmo_loop *loop, int fd,
 		return -EINVAL;
 	if (fd < 0)
 		return -EBADF;
-	if ((writer->_state & W_INIT) && (writer->_state & W_BUSY))
+	/* Busy, or its op not yet released by the kernel: wiping it would lose the request. */
+	if (((writer->_state & W_INIT) && (writer->_state & W_BUSY)) || tmo_op_busy(&writer->_op))
 		return -EBUSY;
 	struct stat sb;
 	if (fstat(fd, &sb) < 0)
@@ -106,7 +107,7 @@ static int arm_write(struct tmo_writer *w)
 		tmo_prep_send(&w->_op, w->_fd, w->_buf + w->_done, chunk, 0);
 	else
 		tmo_prep_write(&w->_op, w->_fd, w->_buf + w->_done, chunk, (uint64_t)-1);
-	return tmo_op_start(w->_loop, &w->_op, deadline, on_op);
+	return tmo_op_start(w->_loop, &w->_op, tmo__deadline_out(deadline), on_op);
 }
 
 /* The write is over: the writer is idle from here, and may be freed by the callback. */

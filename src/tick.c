@@ -71,8 +71,8 @@ static unsigned multishot_count(int64_t interval)
 /* start + k * interval, saturating (a huge interval must not wrap into the past). */
 static int64_t grid_point(const struct tmo_tick *t, uint64_t k)
 {
-	if (k > (uint64_t)((TMO_NEVER - t->_start) / t->_interval))
-		return TMO_NEVER;
+	if (k > (uint64_t)((TMO_NEVER_NS - t->_start) / t->_interval))
+		return TMO_NEVER_NS;
 	return t->_start + (int64_t)k * t->_interval;
 }
 

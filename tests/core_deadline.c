@@ -37,7 +37,7 @@ static void write_at(struct tmo_loop *loop, struct delayed_write *w, int fd, con
 {
 	w->fd = fd;
 	w->bytes = bytes;
-	tmo_prep_sleep(&w->op, when);
+	assert_int_equal(tmo_prep_sleep(&w->op, tmo_at(when)), 0);
 	assert_int_equal(tmo_op_start(loop, &w->op, TMO_NEVER, write_now), 0);
 }
 
@@ -53,8 +53,8 @@ static void read_times_out_never_early(void **state)
 		int64_t deadline = tmo_now() + (20 + 40 * i) * MS;
 		r.calls = 0;
 		tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-		assert_int_equal(tmo_op_start(loop, &r.op, deadline, test_record), 0);
-		assert_int_equal(tmo_op_deadline(&r.op), deadline);
+		assert_int_equal(tmo_op_start(loop, &r.op, tmo_at(deadline), test_record), 0);
+		assert_int_equal(tmo_deadline_ns(tmo_op_deadline(&r.op)), deadline);
 		assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 		assert_int_equal(r.calls, 1);
 		assert_int_equal(r.res, -ETIME);
@@ -68,7 +68,7 @@ static void op_that_finishes_first_is_undisturbed(void **state)
 {
 	struct tmo_loop *loop = *state;
 	struct test_result r = { 0 };
-	struct delayed_write w;
+	struct delayed_write w = { 0 }; /* zeroed: tmo_prep_* refuses an op that looks active */
 	struct tmo_loop_stats stats;
 	char buf[16] = { 0 };
 	int fds[2];
@@ -76,7 +76,7 @@ static void op_that_finishes_first_is_undisturbed(void **state)
 	test_pipe(fds);
 	int64_t start = tmo_now();
 	tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-	assert_int_equal(tmo_op_start(loop, &r.op, start + 300 * MS, test_record), 0);
+	assert_int_equal(tmo_op_start(loop, &r.op, tmo_at(start + 300 * MS), test_record), 0);
 	write_at(loop, &w, fds[1], "early", start + 30 * MS);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(r.calls, 1);
@@ -89,7 +89,7 @@ static void op_that_finishes_first_is_undisturbed(void **state)
 	test_sleep_ms(300);
 	write_at(loop, &w, fds[1], "later", tmo_now() + 20 * MS);
 	tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-	assert_int_equal(tmo_op_start(loop, &r.op, tmo_now() + 500 * MS, test_record), 0);
+	assert_int_equal(tmo_op_start(loop, &r.op, tmo_in_ms(500), test_record), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(r.res, 5);
 	assert_int_equal(tmo_loop_get_stats(loop, &stats), 0);
@@ -115,7 +115,7 @@ static void thousand_staggered_deadlines_on_one_pipe(void **state)
 		int k = (i * 7919) % N;
 		deadline[k] = base + k * 100 * TMO_NSEC_PER_USEC;
 		tmo_prep_read(&r[k].op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-		assert_int_equal(tmo_op_start(loop, &r[k].op, deadline[k], test_record), 0);
+		assert_int_equal(tmo_op_start(loop, &r[k].op, tmo_at(deadline[k]), test_record), 0);
 	}
 	assert_int_equal(tmo_loop_active(loop), N);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
@@ -143,7 +143,7 @@ static void partial_recv_is_returned(void **state)
 	test_write_all(sv[1], sent, sizeof(sent));
 	int64_t deadline = tmo_now() + 80 * MS;
 	tmo_prep_recv(&r.op, sv[0], buf, sizeof(buf), MSG_WAITALL);
-	assert_int_equal(tmo_op_start(loop, &r.op, deadline, test_record), 0);
+	assert_int_equal(tmo_op_start(loop, &r.op, tmo_at(deadline), test_record), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	/* The deadline cut MSG_WAITALL short: the 50 bytes are returned, not dropped. */
 	assert_int_equal(r.res, 50);
@@ -157,21 +157,21 @@ static void bytes_after_the_deadline_stay_for_the_next_read(void **state)
 {
 	struct tmo_loop *loop = *state;
 	struct test_result r = { 0 };
-	struct delayed_write w;
+	struct delayed_write w = { 0 }; /* zeroed: tmo_prep_* refuses an op that looks active */
 	char buf[16] = { 0 };
 	int fds[2];
 
 	test_pipe(fds);
 	int64_t start = tmo_now();
 	tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-	assert_int_equal(tmo_op_start(loop, &r.op, start + 50 * MS, test_record), 0);
+	assert_int_equal(tmo_op_start(loop, &r.op, tmo_at(start + 50 * MS), test_record), 0);
 	write_at(loop, &w, fds[1], "kept", start + 120 * MS);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(r.res, -ETIME);
 	assert_int_equal(test_readable(fds[0]), 4);
 
 	tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-	assert_int_equal(tmo_op_start(loop, &r.op, tmo_now() + 100 * MS, test_record), 0);
+	assert_int_equal(tmo_op_start(loop, &r.op, tmo_in_ms(100), test_record), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(r.res, 4);
 	assert_memory_equal(buf, "kept", 4);
@@ -188,8 +188,10 @@ static void past_deadline_times_out_without_starting(void **state)
 
 	test_pipe(fds);
 	test_write_all(fds[1], "ready", 5);
-	int64_t deadlines[] = { 0, tmo_now() - 1, tmo_now() };
-	for (unsigned i = 0; i < 3; i++) {
+	/* time 0 (long passed), just passed, now (also passed: "at or before tmo_now()") */
+	tmo_deadline deadlines[] = { tmo_at(0), tmo_at(tmo_now() - 1), tmo_at(tmo_now()),
+				     tmo_in_ns(0) };
+	for (unsigned i = 0; i < sizeof(deadlines) / sizeof(deadlines[0]); i++) {
 		r.calls = 0;
 		tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
 		assert_int_equal(tmo_op_start(loop, &r.op, deadlines[i], test_record), 0);
@@ -210,15 +212,68 @@ static void sleep_ends_at_the_earlier_of_wake_and_deadline(void **state)
 	struct test_result a = { 0 }, b = { 0 };
 	int64_t now = tmo_now();
 
-	tmo_prep_sleep(&a.op, now + 40 * MS);
-	assert_int_equal(tmo_op_start(loop, &a.op, now + 200 * MS, test_record), 0);
-	tmo_prep_sleep(&b.op, now + 200 * MS);
-	assert_int_equal(tmo_op_start(loop, &b.op, now + 60 * MS, test_record), 0);
+	assert_int_equal(tmo_prep_sleep(&a.op, tmo_at(now + 40 * MS)), 0);
+	assert_int_equal(tmo_op_start(loop, &a.op, tmo_at(now + 200 * MS), test_record), 0);
+	assert_int_equal(tmo_prep_sleep(&b.op, tmo_at(now + 200 * MS)), 0);
+	assert_int_equal(tmo_op_start(loop, &b.op, tmo_at(now + 60 * MS), test_record), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(a.res, 0);
 	assert_on_time(a.seen_at, now + 40 * MS);
 	assert_int_equal(b.res, -ETIME);
 	assert_on_time(b.seen_at, now + 60 * MS);
+}
+
+/*
+ * The zero value of tmo_deadline is TMO_NEVER: an op started with a zero-initialised deadline
+ * has no deadline (before the deadline type, 0 meant "already passed" and timed it out at once).
+ * A sleep, a read completed by a later write, and a read the loop keeps (TMO_OP_BLOCKING) all
+ * run their full course.
+ */
+static void zero_deadline_is_no_deadline(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct test_result s = { 0 }, r = { 0 }, f = { 0 };
+	struct delayed_write w = { 0 }; /* zeroed: tmo_prep_* refuses an op that looks active */
+	struct tmo_loop_stats stats;
+	tmo_deadline d = { 0 };
+	char buf[16] = { 0 }, fbuf[16] = { 0 };
+	char path[] = "/tmp/tmo-test-file-XXXXXX";
+	int fds[2];
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	test_write_all(fd, "on disk", 7);
+	test_pipe(fds);
+	int64_t start = tmo_now();
+
+	assert_int_equal(tmo_prep_sleep(&s.op, tmo_at(start + 60 * MS)), 0);
+	assert_int_equal(tmo_op_start(loop, &s.op, d, test_record), 0);
+	assert_true(tmo_deadline_is_never(tmo_op_deadline(&s.op)));
+	tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
+	assert_int_equal(tmo_op_start(loop, &r.op, d, test_record), 0);
+	assert_true(tmo_deadline_is_never(tmo_op_deadline(&r.op)));
+	write_at(loop, &w, fds[1], "late", start + 40 * MS);
+	tmo_prep_read(&f.op, fd, fbuf, sizeof(fbuf), 0);
+	assert_int_equal(tmo_op_set_flags(&f.op, TMO_OP_BLOCKING), 0);
+	assert_int_equal(tmo_op_start(loop, &f.op, d, test_record), 0);
+	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
+
+	assert_int_equal(s.calls, 1);
+	assert_int_equal(s.res, 0);
+	assert_on_time(s.seen_at, start + 60 * MS);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.res, 4);
+	assert_memory_equal(buf, "late", 4);
+	assert_true(r.seen_at >= start + 40 * MS);
+	assert_int_equal(f.calls, 1);
+	assert_int_equal(f.res, 7);
+	assert_memory_equal(fbuf, "on disk", 7);
+	assert_int_equal(tmo_loop_get_stats(loop, &stats), 0);
+	assert_int_equal(stats.timed_out, 0);
+	close(fds[0]);
+	close(fds[1]);
+	close(fd);
+	unlink(path);
 }
 
 /* ---- the loop thread stuck in user code ------------------------------------------------- */
@@ -269,7 +324,7 @@ static void stall_scenario(enum tmo_loop_mode mode, enum tmo_deadline_strategy d
 	struct late_writer w = { .fd = fds[1], .at = start + 300 * MS };
 
 	tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-	assert_int_equal(tmo_op_start(&loop, &r.op, start + 100 * MS, test_record), 0);
+	assert_int_equal(tmo_op_start(&loop, &r.op, tmo_at(start + 100 * MS), test_record), 0);
 	tmo_prep_nop(&s.op);
 	assert_int_equal(tmo_op_start(&loop, &s.op, TMO_NEVER, stall_in_callback), 0);
 	assert_int_equal(pthread_create(&thread, NULL, write_later, &w), 0);
@@ -364,7 +419,8 @@ static void first_poll_done(struct tmo_op *op, int32_t res)
 
 	tmo_prep_poll(op, p->idle_fd, POLLIN);
 	p->second_deadline = tmo_now() + 1000 * MS;
-	assert_int_equal(tmo_op_start(p->loop, op, p->second_deadline, second_poll_done), 0);
+	assert_int_equal(tmo_op_start(p->loop, op, tmo_at(p->second_deadline), second_poll_done),
+			 0);
 }
 
 static void stale_linked_timeout_spares_the_restarted_op(void **state)
@@ -384,7 +440,8 @@ static void stale_linked_timeout_spares_the_restarted_op(void **state)
 		polls[i].loop = &loop;
 		polls[i].idle_fd = idle[0];
 		tmo_prep_poll(&polls[i].op, ready[i][0], POLLIN);
-		assert_int_equal(tmo_op_start(&loop, &polls[i].op, deadline, first_poll_done), 0);
+		assert_int_equal(tmo_op_start(&loop, &polls[i].op, tmo_at(deadline), first_poll_done),
+				 0);
 	}
 	assert_true(tmo_loop_submit(&loop) > 0);
 	while (tmo_now() < deadline - 5 * MS)
@@ -452,7 +509,7 @@ static void iowq_open_reports_timeout_on_time(void **state)
 	tmo_prep_openat(&b.r.op, AT_FDCWD, path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
 	assert_int_equal(tmo_op_set_release(&b.r.op, record_release), 0);
 	int64_t deadline = tmo_now() + 100 * MS;
-	assert_int_equal(tmo_op_start(loop, &b.r.op, deadline, record_blocking), 0);
+	assert_int_equal(tmo_op_start(loop, &b.r.op, tmo_at(deadline), record_blocking), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 
 	assert_int_equal(b.r.calls, 1);
@@ -479,7 +536,7 @@ static void iowq_cancel_reaches_the_kernel_before_run_returns(void **state)
 	make_fifo(path, sizeof(path));
 	tmo_prep_openat(&b.r.op, AT_FDCWD, path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
 	assert_int_equal(tmo_op_set_release(&b.r.op, record_release), 0);
-	assert_int_equal(tmo_op_start(loop, &b.r.op, tmo_now() + 50 * MS, record_blocking), 0);
+	assert_int_equal(tmo_op_start(loop, &b.r.op, tmo_in_ms(50), record_blocking), 0);
 	/* One iteration: it waits for the deadline, reports the timeout and returns, with the op
 	 * still held by the kernel... */
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_ONCE), 1);
@@ -508,8 +565,8 @@ static void iowq_open_cancelled_by_caller(void **state)
 	make_fifo(path, sizeof(path));
 	tmo_prep_openat(&b.r.op, AT_FDCWD, path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
 	assert_int_equal(tmo_op_set_release(&b.r.op, record_release), 0);
-	assert_int_equal(tmo_op_start(loop, &b.r.op, tmo_now() + 5000 * MS, record_blocking), 0);
-	assert_int_equal(tmo_loop_run_until(loop, tmo_now() + 50 * MS), 1);
+	assert_int_equal(tmo_op_start(loop, &b.r.op, tmo_in_ms(5000), record_blocking), 0);
+	assert_int_equal(tmo_loop_run_until(loop, tmo_in_ms(50)), 1);
 	assert_int_equal(tmo_op_cancel(&b.r.op), 0);
 	assert_int_equal(tmo_op_cancel(&b.r.op), -EALREADY);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
@@ -531,7 +588,7 @@ static void iowq_open_that_succeeds_reports_its_fd(void **state)
 	make_fifo(path, sizeof(path));
 	tmo_prep_openat(&b.r.op, AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0);
 	assert_int_equal(tmo_op_set_release(&b.r.op, record_release), 0);
-	assert_int_equal(tmo_op_start(loop, &b.r.op, tmo_now() + 1000 * MS, record_blocking), 0);
+	assert_int_equal(tmo_op_start(loop, &b.r.op, tmo_in_ms(1000), record_blocking), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_true(b.r.res >= 0);
 	assert_false(b.busy_in_callback);
@@ -552,7 +609,7 @@ static void blocking_flag_on_a_regular_file_read(void **state)
 	test_write_all(fd, "on disk", 7);
 	tmo_prep_read(&r.op, fd, buf, sizeof(buf), 0);
 	assert_int_equal(tmo_op_set_flags(&r.op, TMO_OP_BLOCKING), 0);
-	assert_int_equal(tmo_op_start(loop, &r.op, tmo_now() + 1000 * MS, test_record), 0);
+	assert_int_equal(tmo_op_start(loop, &r.op, tmo_in_ms(1000), test_record), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(r.res, 7);
 	assert_memory_equal(buf, "on disk", 7);
@@ -577,6 +634,7 @@ int main(void)
 		BOTH(bytes_after_the_deadline_stay_for_the_next_read),
 		BOTH(past_deadline_times_out_without_starting),
 		BOTH(sleep_ends_at_the_earlier_of_wake_and_deadline),
+		BOTH(zero_deadline_is_no_deadline),
 		cmocka_unit_test(kernel_cancels_on_time_while_loop_thread_is_stuck),
 		cmocka_unit_test(low_latency_mode_cancels_only_when_the_loop_returns),
 		cmocka_unit_test(loop_kept_deadlines_hold_only_while_the_loop_runs),

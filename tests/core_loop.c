@@ -61,7 +61,8 @@ static void bad_options_are_einval(void **state)
 		assert_int_equal(tmo_loop_close(&loop), -EINVAL);
 	}
 	assert_int_equal(tmo_loop_run(NULL, TMO_RUN_DEFAULT), -EINVAL);
-	assert_int_equal(tmo_loop_run_until(NULL, 0), -EINVAL);
+	assert_int_equal(tmo_loop_run_until(NULL, tmo_at(0)), -EINVAL);
+	assert_int_equal(tmo_loop_run_until(NULL, TMO_NEVER), -EINVAL);
 	assert_int_equal(tmo_loop_close(NULL), -EINVAL);
 	assert_int_equal(tmo_loop_get_stats(NULL, NULL), -EINVAL);
 }
@@ -79,7 +80,7 @@ static void low_latency_mode_runs_ops(void **state)
 	test_pipe(fds);
 	int64_t deadline = tmo_now() + 30 * MS;
 	tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-	assert_int_equal(tmo_op_start(&loop, &r.op, deadline, test_record), 0);
+	assert_int_equal(tmo_op_start(&loop, &r.op, tmo_at(deadline), test_record), 0);
 	assert_int_equal(tmo_loop_run(&loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(r.res, -ETIME);
 	assert_on_time(r.seen_at, deadline);
@@ -93,8 +94,8 @@ static void run_once_and_nowait(void **state)
 	struct tmo_loop *loop = *state;
 	struct test_result a = { 0 }, b = { 0 };
 
-	tmo_prep_sleep(&a.op, tmo_now() + 30 * MS);
-	tmo_prep_sleep(&b.op, tmo_now() + 200 * MS);
+	assert_int_equal(tmo_prep_sleep(&a.op, tmo_in_ms(30)), 0);
+	assert_int_equal(tmo_prep_sleep(&b.op, tmo_in_ms(200)), 0);
 	assert_int_equal(tmo_op_start(loop, &a.op, TMO_NEVER, test_record), 0);
 	assert_int_equal(tmo_op_start(loop, &b.op, TMO_NEVER, test_record), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_NOWAIT), 2); /* nothing ready yet */
@@ -119,9 +120,9 @@ static void run_once_returns_after_delivering_a_decided_outcome(void **state)
 	 * the iteration that delivers the first must not then wait for the second. */
 	test_pipe(fds);
 	tmo_prep_nop(&late.op);
-	assert_int_equal(tmo_op_start(loop, &late.op, 0, test_record), 0);
+	assert_int_equal(tmo_op_start(loop, &late.op, tmo_at(0), test_record), 0);
 	tmo_prep_read(&idle.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-	assert_int_equal(tmo_op_start(loop, &idle.op, tmo_now() + 2000 * MS, test_record), 0);
+	assert_int_equal(tmo_op_start(loop, &idle.op, tmo_in_ms(2000), test_record), 0);
 	int64_t before = tmo_now();
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_ONCE), 1);
 	assert_true(tmo_now() - before < 1000 * MS);
@@ -157,17 +158,18 @@ static void run_until_a_deadline(void **state)
 	struct tmo_loop *loop = *state;
 	struct test_result s = { 0 };
 
-	tmo_prep_sleep(&s.op, tmo_now() + 300 * MS);
+	assert_int_equal(tmo_prep_sleep(&s.op, tmo_in_ms(300)), 0);
 	assert_int_equal(tmo_op_start(loop, &s.op, TMO_NEVER, test_record), 0);
 	int64_t until = tmo_now() + 60 * MS;
-	assert_int_equal(tmo_loop_run_until(loop, until), 1);
+	assert_int_equal(tmo_loop_run_until(loop, tmo_at(until)), 1);
 	int64_t back = tmo_now();
 	assert_on_time(back, until);
 	assert_int_equal(s.calls, 0);
-	assert_int_equal(tmo_loop_run_until(loop, 0), 1); /* in the past: no wait */
-	assert_int_equal(tmo_loop_run_until(loop, -1), -EINVAL);
+	assert_int_equal(tmo_loop_run_until(loop, tmo_at(0)), 1); /* in the past: no wait */
+	assert_int_equal(tmo_loop_run_until(loop, tmo_at(-1)), -EINVAL);
+	assert_int_equal(tmo_loop_run_until(loop, tmo_in_ms(-1)), -EINVAL);
 	/* Work ends before the deadline: returns when it is done. */
-	assert_int_equal(tmo_loop_run_until(loop, tmo_now() + 5000 * MS), 0);
+	assert_int_equal(tmo_loop_run_until(loop, tmo_in_ms(5000)), 0);
 	assert_int_equal(s.calls, 1);
 	assert_true(tmo_now() - back < 2000 * MS);
 }
@@ -185,7 +187,7 @@ static void stop_returns_with_work_left(void **state)
 
 	a.op.data = loop;
 	tmo_prep_nop(&a.op);
-	tmo_prep_sleep(&b.op, tmo_now() + 50 * MS);
+	assert_int_equal(tmo_prep_sleep(&b.op, tmo_in_ms(50)), 0);
 	assert_int_equal(tmo_op_start(loop, &a.op, TMO_NEVER, stop_from_callback), 0);
 	assert_int_equal(tmo_op_start(loop, &b.op, TMO_NEVER, test_record), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 1);

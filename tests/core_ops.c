@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -19,9 +20,9 @@
 
 #define MS TMO_NSEC_PER_MSEC
 
-static int64_t soon(void)
+static tmo_deadline soon(void)
 {
-	return tmo_now() + 2000 * MS;
+	return tmo_in_ms(2000);
 }
 
 static void run_all(struct tmo_loop *loop)
@@ -115,7 +116,7 @@ static void accept_and_connect_on_loopback(void **state)
 	/* Nobody connects: accept times out. */
 	int64_t deadline = tmo_now() + 50 * MS;
 	tmo_prep_accept(&idle.op, listener, NULL, NULL, SOCK_CLOEXEC);
-	assert_int_equal(tmo_op_start(loop, &idle.op, deadline, test_record), 0);
+	assert_int_equal(tmo_op_start(loop, &idle.op, tmo_at(deadline), test_record), 0);
 	run_all(loop);
 	assert_int_equal(idle.res, -ETIME);
 	assert_on_time(idle.seen_at, deadline);
@@ -270,7 +271,7 @@ static void cancel_answered_not_found_before_the_completion(void **state)
 	struct test_result r = { 0 };
 
 	assert_int_equal(tmo_loop_init(&loop, &o), 0);
-	tmo_prep_sleep(&r.op, tmo_now() + 5 * MS);
+	assert_int_equal(tmo_prep_sleep(&r.op, tmo_in_ms(5)), 0);
 	assert_int_equal(tmo_op_start(&loop, &r.op, TMO_NEVER, test_record), 0);
 	assert_int_equal(tmo_loop_submit(&loop), 1);
 	test_sleep_ms(30); /* the sleep fires meanwhile; its completion waits for the loop */
@@ -370,10 +371,12 @@ static void write_blocked_in_iowq_ends_on_cancel_or_deadline(void **state)
 
 		full_fifo(fds, &filled);
 		tmo_prep_write(&r.op, fds[1], big, (uint32_t)len, (uint64_t)-1);
-		int64_t deadline = run ? tmo_now() + 100 * MS : TMO_NEVER;
+		int64_t deadline = run ? tmo_now() + 100 * MS : TMO_NEVER_NS;
 		if (run)
 			assert_int_equal(tmo_op_set_flags(&r.op, TMO_OP_BLOCKING), 0);
-		assert_int_equal(tmo_op_start(loop, &r.op, deadline, test_record), 0);
+		assert_int_equal(tmo_op_start(loop, &r.op, run ? tmo_at(deadline) : TMO_NEVER,
+					      test_record),
+				 0);
 		assert_int_equal(tmo_loop_submit(loop), 1);
 		test_sleep_ms(20);
 		size_t drained = drain_fd(fds[0], 8192); /* room: the write moves into io-wq */
@@ -411,7 +414,7 @@ static void cancel_after_deadline_passed_is_already_decided(void **state)
 
 	test_pipe(fds);
 	tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-	assert_int_equal(tmo_op_start(loop, &r.op, tmo_now() + 20 * MS, test_record), 0);
+	assert_int_equal(tmo_op_start(loop, &r.op, tmo_in_ms(20), test_record), 0);
 	assert_int_equal(tmo_loop_submit(loop), 2);
 	test_sleep_ms(40);
 	assert_int_equal(tmo_op_cancel(&r.op), -EALREADY);
@@ -426,7 +429,7 @@ static void cancel_sleep(void **state)
 	struct tmo_loop *loop = *state;
 	struct test_result s = { 0 };
 
-	tmo_prep_sleep(&s.op, tmo_now() + 10000 * MS);
+	assert_int_equal(tmo_prep_sleep(&s.op, tmo_in_ms(10000)), 0);
 	assert_int_equal(tmo_op_start(loop, &s.op, TMO_NEVER, test_record), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_NOWAIT), 1);
 	assert_int_equal(tmo_op_cancel(&s.op), 0);
@@ -523,9 +526,9 @@ static void ten_times_more_ops_than_ring_entries(void **state)
 	for (int i = 0; i < N; i++) {
 		/* Each read with a deadline takes two SQEs (read + linked timeout). */
 		tmo_prep_read(&reads[i].op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-		assert_int_equal(tmo_op_start(&loop, &reads[i].op, deadline, test_record), 0);
+		assert_int_equal(tmo_op_start(&loop, &reads[i].op, tmo_at(deadline), test_record), 0);
 		tmo_prep_nop(&nops[i].op);
-		assert_int_equal(tmo_op_start(&loop, &nops[i].op, deadline, test_record), 0);
+		assert_int_equal(tmo_op_start(&loop, &nops[i].op, tmo_at(deadline), test_record), 0);
 	}
 	assert_int_equal(tmo_loop_active(&loop), 2 * N);
 	assert_int_equal(tmo_loop_run(&loop, TMO_RUN_DEFAULT), 0);
@@ -594,8 +597,9 @@ static void bad_input_is_refused_and_changes_nothing(void **state)
 	assert_int_equal(tmo_op_start(NULL, &op, TMO_NEVER, never_called), -EINVAL);
 	assert_int_equal(tmo_op_start(loop, NULL, TMO_NEVER, never_called), -EINVAL);
 	assert_int_equal(tmo_op_start(loop, &op, TMO_NEVER, NULL), -EINVAL);
-	assert_int_equal(tmo_op_start(loop, &op, -1, never_called), -EINVAL);
-	assert_int_equal(tmo_op_start(loop, &op, tmo_deadline_in_sec(-1.0), never_called), -EINVAL);
+	assert_int_equal(tmo_op_start(loop, &op, tmo_at(-1), never_called), -EINVAL);
+	assert_int_equal(tmo_op_start(loop, &op, tmo_in_sec(-1.0), never_called), -EINVAL);
+	assert_int_equal(tmo_op_start(loop, &op, tmo_in_ms(-1), never_called), -EINVAL);
 	tmo_prep_read(&op, -1, buf, sizeof(buf), 0);
 	assert_int_equal(tmo_op_start(loop, &op, TMO_NEVER, never_called), -EBADF);
 	tmo_prep_read(&op, fds[0], NULL, 4, 0);
@@ -606,7 +610,10 @@ static void bad_input_is_refused_and_changes_nothing(void **state)
 	assert_int_equal(tmo_op_start(loop, &op, TMO_NEVER, never_called), -EBADF);
 	tmo_prep_openat(&op, AT_FDCWD, NULL, O_RDONLY, 0);
 	assert_int_equal(tmo_op_start(loop, &op, TMO_NEVER, never_called), -EINVAL);
-	tmo_prep_sleep(&op, -5);
+	/* An invalid wake time is refused by the preparation itself: no sleep is prepared. */
+	memset(&op, 0, sizeof(op));
+	assert_int_equal(tmo_prep_sleep(&op, tmo_at(-5)), -EINVAL);
+	assert_int_equal(tmo_prep_sleep(&op, tmo_in_sec(NAN)), -EINVAL);
 	assert_int_equal(tmo_op_start(loop, &op, TMO_NEVER, never_called), -EINVAL);
 	tmo_prep_accept(&op, fds[0], (struct sockaddr *)&addr, NULL, 0);
 	assert_int_equal(tmo_op_start(loop, &op, TMO_NEVER, never_called), -EINVAL);
@@ -619,7 +626,7 @@ static void bad_input_is_refused_and_changes_nothing(void **state)
 	/* An active op cannot be started again or re-flagged; the first start is untouched. */
 	struct test_result r = { 0 };
 	tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-	assert_int_equal(tmo_op_start(loop, &r.op, tmo_now() + 30 * MS, test_record), 0);
+	assert_int_equal(tmo_op_start(loop, &r.op, tmo_in_ms(30), test_record), 0);
 	assert_int_equal(tmo_op_start(loop, &r.op, TMO_NEVER, test_record), -EBUSY);
 	assert_int_equal(tmo_op_set_flags(&r.op, TMO_OP_BLOCKING), -EBUSY);
 	assert_int_equal(tmo_op_set_release(&r.op, NULL), -EBUSY);
@@ -627,6 +634,81 @@ static void bad_input_is_refused_and_changes_nothing(void **state)
 	run_all(loop);
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.res, -ETIME);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+/* Every tmo_prep_* on `op`, each of which must refuse it with `want` and leave it as it was. */
+static void assert_every_prep_refused(struct tmo_op *op, int want)
+{
+	struct tmo_op before;
+	struct sockaddr_in addr = { .sin_family = AF_INET };
+	socklen_t addrlen = sizeof(addr);
+	char other[8];
+
+	if (op)
+		memcpy(&before, op, sizeof(before));
+	assert_int_equal(tmo_prep_nop(op), want);
+	assert_int_equal(tmo_prep_sleep(op, tmo_in_ms(1)), want);
+	assert_int_equal(tmo_prep_read(op, 0, other, sizeof(other), 0), want);
+	assert_int_equal(tmo_prep_write(op, 1, other, sizeof(other), 0), want);
+	assert_int_equal(tmo_prep_recv(op, 0, other, sizeof(other), 0), want);
+	assert_int_equal(tmo_prep_send(op, 1, other, sizeof(other), 0), want);
+	assert_int_equal(tmo_prep_accept(op, 0, (struct sockaddr *)&addr, &addrlen, 0), want);
+	assert_int_equal(tmo_prep_connect(op, 0, (struct sockaddr *)&addr, sizeof(addr)), want);
+	assert_int_equal(tmo_prep_poll(op, 0, POLLIN), want);
+	assert_int_equal(tmo_prep_openat(op, AT_FDCWD, "/nonexistent/tmo", O_RDONLY, 0), want);
+	if (op) {
+		assert_memory_equal(&before, op, sizeof(before));
+		assert_true(tmo_op_busy(op));
+	}
+}
+
+/*
+ * Regression: a tmo_prep_* on an active op used to wipe it (the kernel still held the request;
+ * the callback was lost or fired for a stranger). Now it is refused with -EBUSY and the op runs
+ * on untouched, both while still in the submission queue and once in the kernel: it cannot be
+ * started again, and its one callback reports its own outcome.
+ */
+static void prep_on_an_active_op_is_ebusy_and_changes_nothing(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct test_result r = { 0 };
+	char buf[8] = { 0 };
+	int fds[2];
+
+	assert_every_prep_refused(NULL, -EINVAL);
+	assert_int_equal(tmo_prep_sleep(&r.op, tmo_at(-1)), -EINVAL);
+	assert_int_equal(tmo_op_start(loop, &r.op, TMO_NEVER, never_called), -EINVAL); /* unprepared */
+
+	test_pipe(fds);
+	assert_int_equal(tmo_prep_read(&r.op, fds[0], buf, sizeof(buf), (uint64_t)-1), 0);
+	assert_int_equal(tmo_op_start(loop, &r.op, soon(), test_record), 0);
+	/* still in the submission queue */
+	assert_every_prep_refused(&r.op, -EBUSY);
+	assert_int_equal(tmo_op_start(loop, &r.op, TMO_NEVER, never_called), -EBUSY);
+	/* in the kernel */
+	assert_int_equal(tmo_loop_run(loop, TMO_RUN_NOWAIT), 1);
+	assert_every_prep_refused(&r.op, -EBUSY);
+	assert_int_equal(tmo_op_start(loop, &r.op, TMO_NEVER, never_called), -EBUSY);
+	/* an invalid wake time is still -EINVAL, active op or not */
+	assert_int_equal(tmo_prep_sleep(&r.op, tmo_at(-1)), -EINVAL);
+	assert_true(tmo_op_busy(&r.op));
+	assert_int_equal(tmo_loop_active(loop), 1);
+	assert_int_equal(r.calls, 0);
+
+	test_write_all(fds[1], "real", 4);
+	run_all(loop);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.res, 4);
+	assert_memory_equal(buf, "real", 4);
+	assert_false(tmo_op_busy(&r.op));
+	/* released: it may be prepared again */
+	assert_int_equal(tmo_prep_nop(&r.op), 0);
+	assert_int_equal(tmo_op_start(loop, &r.op, TMO_NEVER, test_record), 0);
+	run_all(loop);
+	assert_int_equal(r.calls, 2);
+	assert_int_equal(r.res, 0);
 	close(fds[0]);
 	close(fds[1]);
 }
@@ -656,6 +738,7 @@ int main(void)
 		cmocka_unit_test(ten_times_more_ops_than_ring_entries),
 		cmocka_unit_test(completion_queue_overflow_loses_nothing),
 		T(bad_input_is_refused_and_changes_nothing),
+		T(prep_on_an_active_op_is_ebusy_and_changes_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,7 +26,7 @@ struct stress_op {
 	long started, calls;
 	bool cancel_requested;
 	bool busy_at_callback;
-	int64_t deadline;
+	tmo_deadline deadline;
 };
 
 struct stress {
@@ -48,17 +48,17 @@ static int rnd(int n)
 	return (int)(rand_r(&g->seed) % (unsigned)n);
 }
 
-static int64_t random_deadline(void)
+static tmo_deadline random_deadline(void)
 {
 	switch (rnd(5)) {
 	case 0:
 		return TMO_NEVER;
 	case 1:
-		return tmo_now() - 1; /* already passed */
+		return tmo_at(tmo_now() - 1); /* already passed */
 	case 2:
-		return tmo_now() + rnd(3) * MS;
+		return tmo_in_ms(rnd(3));
 	default:
-		return tmo_now() + rnd(20) * MS + rnd(1000) * TMO_NSEC_PER_USEC;
+		return tmo_in_ns(rnd(20) * MS + rnd(1000) * TMO_NSEC_PER_USEC);
 	}
 }
 
@@ -79,20 +79,22 @@ static void start_random(struct stress_op *s)
 	s->kind = rnd(6);
 	switch (s->kind) {
 	case 0:
-		tmo_prep_nop(&s->op);
+		assert_int_equal(tmo_prep_nop(&s->op), 0);
 		break;
 	case 1:
-		tmo_prep_sleep(&s->op, tmo_now() + rnd(10) * MS);
+		assert_int_equal(tmo_prep_sleep(&s->op, tmo_in_ms(rnd(10))), 0);
 		break;
 	case 2:
 	case 3:
-		tmo_prep_read(&s->op, g->pipes[s->index][0], g->bufs[s->index], 1, (uint64_t)-1);
+		assert_int_equal(tmo_prep_read(&s->op, g->pipes[s->index][0], g->bufs[s->index], 1,
+					       (uint64_t)-1),
+				 0);
 		break;
 	case 4:
-		tmo_prep_poll(&s->op, g->pipes[s->index][0], POLLIN);
+		assert_int_equal(tmo_prep_poll(&s->op, g->pipes[s->index][0], POLLIN), 0);
 		break;
 	default:
-		tmo_prep_read(&s->op, g->file, g->bufs[s->index], 16, 0);
+		assert_int_equal(tmo_prep_read(&s->op, g->file, g->bufs[s->index], 16, 0), 0);
 		assert_int_equal(tmo_op_set_flags(&s->op, TMO_OP_BLOCKING), 0);
 		assert_int_equal(tmo_op_set_release(&s->op, on_release), 0);
 		break;
@@ -122,7 +124,7 @@ static void on_done(struct tmo_op *op, int32_t res)
 	s->busy_at_callback = tmo_op_busy(op);
 	if (s->calls != s->started)
 		g->other_errors++;
-	if (res == -ETIME && tmo_now() < s->deadline)
+	if (res == -ETIME && tmo_now() < tmo_deadline_ns(s->deadline))
 		g->early++;
 	else if (res == -ECANCELED && !s->cancel_requested)
 		g->unrequested_cancel++;
@@ -182,7 +184,7 @@ static void stress(enum tmo_loop_mode mode, enum tmo_deadline_strategy deadlines
 			ret = tmo_loop_run(&g->loop, TMO_RUN_NOWAIT);
 			break;
 		default:
-			ret = tmo_loop_run_until(&g->loop, tmo_now() + rnd(5) * MS);
+			ret = tmo_loop_run_until(&g->loop, tmo_in_ms(rnd(5)));
 			break;
 		}
 		assert_true(ret >= 0);
@@ -198,7 +200,7 @@ static void stress(enum tmo_loop_mode mode, enum tmo_deadline_strategy deadlines
 	for (int k = 0; k < 200 && tmo_loop_active(&g->loop); k++) {
 		for (int i = 0; i < NOPS; i++)
 			test_write_all(g->pipes[i][1], "xxxxxxxx", 8);
-		tmo_loop_run_until(&g->loop, tmo_now() + 50 * MS);
+		tmo_loop_run_until(&g->loop, tmo_in_ms(50));
 	}
 
 	print_message("mode %d strategy %d: %ld starts, %ld callbacks\n", mode, deadlines,

@@ -85,7 +85,7 @@ int test_close_leftovers(struct tmo_loop *loop, struct tmo_pool *pool)
 		fprintf(stderr, "teardown: pool left open, shutting it down\n");
 		left = 1;
 		tmo_pool_shutdown(pool);
-		tmo_loop_run_until(loop, tmo_now() + 20 * TMO_NSEC_PER_SEC);
+		tmo_loop_run_until(loop, tmo_in_ms(20000));
 		int ret = tmo_pool_close(pool);
 		if (ret) {
 			fprintf(stderr, "teardown: tmo_pool_close: %d\n", ret);
@@ -94,7 +94,7 @@ int test_close_leftovers(struct tmo_loop *loop, struct tmo_pool *pool)
 	}
 	if (tmo_loop_active(loop)) { /* ops a failed test left pending (bounded) */
 		left = 1;
-		tmo_loop_run_until(loop, tmo_now() + 5 * TMO_NSEC_PER_SEC);
+		tmo_loop_run_until(loop, tmo_in_ms(5000));
 	}
 	int ret = tmo_loop_close(loop);
 	if (ret) {

@@ -260,7 +260,7 @@ static void short_callbacks_are_not_reported(void **state)
 	watch(fx);
 	for (int round = 0; round < 100; round++) {
 		tmo_prep_nop(&r[0].op);
-		tmo_prep_sleep(&r[1].op, tmo_now() + MS);
+		tmo_prep_sleep(&r[1].op, tmo_in_ms(1));
 		assert_int_equal(tmo_op_start(&fx->loop, &r[0].op, TMO_NEVER, test_record), 0);
 		assert_int_equal(tmo_op_start(&fx->loop, &r[1].op, TMO_NEVER, test_record), 0);
 		assert_int_equal(tmo_loop_run(&fx->loop, TMO_RUN_DEFAULT), 0);
@@ -296,7 +296,7 @@ static void tick_callback_stall_is_reported(void **state)
 	watch(fx);
 	int64_t t0 = tmo_now();
 	assert_int_equal(tmo_tick_start(&fx->loop, &k->tick, 50 * MS, tick_stalls), 0);
-	assert_int_equal(tmo_loop_run_until(&fx->loop, t0 + 5 * S), 0);
+	assert_int_equal(tmo_loop_run_until(&fx->loop, tmo_at(t0 + 5 * S)), 0);
 	int64_t t1 = tmo_now();
 	assert_false(tmo_tick_busy(&k->tick));
 	assert_int_equal(k->calls, 1);
@@ -413,7 +413,7 @@ static void job_callback_stall_is_reported(void **state)
 	b->ret = 4;
 	b->rel_stall_ms = S / MS;
 	t0 = tmo_now();
-	assert_int_equal(tmo_job_start(&fx->pool, &b->job, t0 + 50 * MS, job_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &b->job, tmo_at(t0 + 50 * MS), job_cb), 0);
 	assert_int_equal(tmo_loop_run(&fx->loop, TMO_RUN_DEFAULT), 0);
 	t1 = tmo_now();
 	assert_int_equal(b->cb_calls, 1);
@@ -509,7 +509,7 @@ static void kernel_deadline_due_during_the_stall(void **state)
 	int64_t deadline = t0 + 100 * MS;
 	struct late_writer lw = { .fd = fds[0], .at = t0 + 200 * MS };
 	tmo_prep_recv(&r->op, fds[1], fx->buf, sizeof(fx->buf), 0);
-	assert_int_equal(tmo_op_start(&fx->loop, &r->op, deadline, test_record), 0);
+	assert_int_equal(tmo_op_start(&fx->loop, &r->op, tmo_at(deadline), test_record), 0);
 	start_staller(fx, S / MS);
 	assert_int_equal(pthread_create(&thread, NULL, write_at, &lw), 0);
 	assert_int_equal(tmo_loop_run(&fx->loop, TMO_RUN_DEFAULT), 0);
@@ -566,7 +566,7 @@ static void loop_kept_deadline_due_during_the_stall(void **state)
 	int64_t t0 = tmo_now();
 	int64_t deadline = t0 + 100 * MS;
 	tmo_prep_recv(&r->op, fds[1], fx->buf, sizeof(fx->buf), 0);
-	assert_int_equal(tmo_op_start(&fx->loop, &r->op, deadline, test_record), 0);
+	assert_int_equal(tmo_op_start(&fx->loop, &r->op, tmo_at(deadline), test_record), 0);
 	start_staller(fx, S / MS);
 	assert_int_equal(tmo_loop_run(&fx->loop, TMO_RUN_DEFAULT), 0);
 	int64_t t1 = tmo_now();
@@ -597,7 +597,7 @@ static void scope_deadline_due_during_the_stall(void **state)
 	test_socketpair(fds);
 	int64_t t0 = tmo_now();
 	int64_t deadline = t0 + 100 * MS;
-	assert_int_equal(tmo_scope_enter(&fx->loop, scope, deadline, 0), 0);
+	assert_int_equal(tmo_scope_enter(&fx->loop, scope, tmo_at(deadline), 0), 0);
 	tmo_prep_recv(&r->op, fds[1], fx->buf, sizeof(fx->buf), 0);
 	assert_int_equal(tmo_op_start(&fx->loop, &r->op, TMO_NEVER, test_record), 0);
 	assert_int_equal(tmo_scope_exit(scope), 0);
@@ -634,12 +634,12 @@ static void both_kinds_due_during_the_stall(void **state)
 	test_socketpair(fds);
 	test_socketpair(fds2);
 	int64_t t0 = tmo_now();
-	assert_int_equal(tmo_scope_enter(&fx->loop, scope, t0 + 80 * MS, 0), 0);
+	assert_int_equal(tmo_scope_enter(&fx->loop, scope, tmo_at(t0 + 80 * MS), 0), 0);
 	tmo_prep_recv(&a->op, fds[1], fx->buf, 8, 0);
 	assert_int_equal(tmo_op_start(&fx->loop, &a->op, TMO_NEVER, test_record), 0);
 	assert_int_equal(tmo_scope_exit(scope), 0);
 	tmo_prep_recv(&b->op, fds2[1], other, 8, 0);
-	assert_int_equal(tmo_op_start(&fx->loop, &b->op, t0 + 120 * MS, test_record), 0);
+	assert_int_equal(tmo_op_start(&fx->loop, &b->op, tmo_at(t0 + 120 * MS), test_record), 0);
 	start_staller(fx, S / MS);
 	assert_int_equal(tmo_loop_run(&fx->loop, TMO_RUN_DEFAULT), 0);
 	close(fds[0]);
@@ -673,7 +673,7 @@ static void job_deadline_due_during_the_stall(void **state)
 	assert_int_equal(tmo_job_set_release(&j->job, job_release), 0);
 	int64_t t0 = tmo_now();
 	int64_t deadline = t0 + 100 * MS;
-	assert_int_equal(tmo_job_start(&fx->pool, &j->job, deadline, job_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &j->job, tmo_at(deadline), job_cb), 0);
 	start_staller(fx, S / MS);
 	assert_int_equal(tmo_loop_run(&fx->loop, TMO_RUN_DEFAULT), 0);
 

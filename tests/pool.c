@@ -170,7 +170,7 @@ static int64_t rec_fn(struct tmo_job *job)
 
 	atomic_fetch_add(&r->fn_calls, 1);
 	atomic_store(&r->fn_began, began);
-	atomic_store(&r->fn_deadline, tmo_job_deadline(job));
+	atomic_store(&r->fn_deadline, tmo_deadline_ns(tmo_job_deadline(job)));
 	atomic_store(&r->fn_cancelled_at_start, tmo_job_cancelled(job));
 	if (r->close_pool)
 		atomic_store(&r->fn_close_ret, tmo_pool_close(r->close_pool));
@@ -220,7 +220,7 @@ static struct job_rec *new_rec(struct fx *fx)
 	struct job_rec *r = fx_new(fx, sizeof(*r));
 
 	r->fx = fx;
-	tmo_job_prep(&r->job, rec_fn);
+	assert_int_equal(tmo_job_prep(&r->job, rec_fn), 0);
 	r->job.data = &data_sentinel;
 	assert_int_equal(tmo_job_set_release(&r->job, rec_release), 0);
 	return r;
@@ -288,7 +288,7 @@ static void pp_arm(struct pingpong *pp)
 {
 	tmo_prep_recv(&pp->op, pp->fds[1], &pp->byte, 1, 0);
 	/* bounded: a job callback that never comes ends the ping-pong, and the test fails */
-	if (tmo_op_start(pp->loop, &pp->op, tmo_now() + 10 * U, pp_recv))
+	if (tmo_op_start(pp->loop, &pp->op, tmo_in_ns(10 * U), pp_recv))
 		pp->errors++;
 }
 
@@ -367,7 +367,7 @@ static void blocking_sleep_times_out_while_the_loop_serves(void **state)
 	int64_t deadline = t0 + U;
 	pp->window_lo = t0 + U / 2;
 	pp->window_hi = deadline;
-	assert_int_equal(tmo_job_start(&fx->pool, &r->job, deadline, rec_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &r->job, tmo_at(deadline), rec_cb), 0);
 	assert_true(tmo_job_busy(&r->job));
 	assert_int_equal(r->cb_calls, 0); /* never from the call that starts it */
 	assert_true(tmo_loop_active(&fx->loop) >= 2); /* the job and the ping-pong */
@@ -420,7 +420,7 @@ static void cooperative_job_stops_itself_at_the_deadline(void **state)
 	r->ret = 77;
 	int64_t t0 = tmo_now();
 	int64_t deadline = t0 + U;
-	assert_int_equal(tmo_job_start(&fx->pool, &r->job, deadline, rec_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &r->job, tmo_at(deadline), rec_cb), 0);
 	run_all(fx);
 
 	assert_int_equal(atomic_load(&r->fn_calls), 1);
@@ -450,7 +450,7 @@ static void error_before_the_deadline_is_the_error(void **state)
 	r->sleep_ns = U / 2;
 	r->ret = -EIO;
 	int64_t t0 = tmo_now();
-	assert_int_equal(tmo_job_start(&fx->pool, &r->job, t0 + U, rec_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &r->job, tmo_at(t0 + U), rec_cb), 0);
 	run_all(fx);
 	assert_int_equal(r->cb_calls, 1);
 	assert_int_equal(r->cb_res, -EIO);
@@ -475,7 +475,7 @@ static void job_done_at_once_reports_at_once(void **state)
 	struct job_rec *r = new_rec(fx);
 	r->ret = 42;
 	int64_t t0 = tmo_now();
-	assert_int_equal(tmo_job_start(&fx->pool, &r->job, t0 + U, rec_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &r->job, tmo_at(t0 + U), rec_cb), 0);
 	run_all(fx);
 	assert_int_equal(r->cb_calls, 1);
 	assert_int_equal(r->cb_res, 42);
@@ -501,7 +501,7 @@ static void results_arrive_unchanged(void **state)
 		r->cb_calls = 0;
 		r->ret = values[i];
 		r->close_pool = i == 0 ? &fx->pool : NULL;
-		assert_int_equal(tmo_job_start(&fx->pool, &r->job, tmo_now() + 10 * U, rec_cb), 0);
+		assert_int_equal(tmo_job_start(&fx->pool, &r->job, tmo_in_ns(10 * U), rec_cb), 0);
 		run_all(fx);
 		assert_int_equal(r->cb_calls, 1);
 		if (r->cb_res != values[i])
@@ -572,7 +572,7 @@ static void input_and_output_buffers(void **state)
 	j->in_ptr = in;
 	j->out_ptr = out;
 	assert_int_equal(tmo_job_set_io(&j->job, in, 11, out, 8), 0);
-	assert_int_equal(tmo_job_start(&fx->pool, &j->job, tmo_now() + 10 * U, io_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &j->job, tmo_in_ns(10 * U), io_cb), 0);
 	run_all(fx);
 	assert_int_equal(j->cb_calls, 1);
 	assert_int_equal(j->cb_res, 8);
@@ -621,7 +621,7 @@ static void queued_job_past_its_deadline_never_runs(void **state)
 	assert_int_equal(tmo_job_start(&fx->pool, &a->job, TMO_NEVER, rec_cb), 0);
 	wait_running(fx, a);
 	int64_t deadline = t0 + U;
-	assert_int_equal(tmo_job_start(&fx->pool, &b->job, deadline, rec_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &b->job, tmo_at(deadline), rec_cb), 0);
 	struct tmo_pool_stats st = pool_stats(fx);
 	assert_int_equal(st.queued, 1);
 	assert_int_equal(st.threads, 1);
@@ -665,7 +665,7 @@ static void job_taken_after_its_deadline_never_runs(void **state)
 	assert_int_equal(tmo_job_start(&fx->pool, &a->job, TMO_NEVER, rec_cb), 0);
 	wait_running(fx, a);
 	int64_t deadline = tmo_now() + U / 10;
-	assert_int_equal(tmo_job_start(&fx->pool, &b->job, deadline, rec_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &b->job, tmo_at(deadline), rec_cb), 0);
 	/* The loop thread is elsewhere while the deadline passes and the worker frees up. */
 	test_sleep_ms(U / 2 / TMO_NSEC_PER_MSEC);
 	run_all(fx);
@@ -745,7 +745,7 @@ static void waiting_job_runs_when_there_is_room(void **state)
 	assert_int_equal(tmo_job_set_flags(&e->job, TMO_JOB_WAIT), 0);
 	assert_int_equal(tmo_job_start(&fx->pool, &c->job, TMO_NEVER, rec_cb), 0);
 	int64_t deadline = t0 + U;
-	assert_int_equal(tmo_job_start(&fx->pool, &e->job, deadline, rec_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &e->job, tmo_at(deadline), rec_cb), 0);
 	assert_true(tmo_job_busy(&c->job));
 	assert_true(tmo_job_busy(&e->job));
 	struct tmo_pool_stats st = pool_stats(fx);
@@ -847,8 +847,8 @@ static void deadline_already_passed_starts_nothing(void **state)
 	fx_pool_init(fx, &opts);
 	struct job_rec *a = new_rec(fx), *b = new_rec(fx);
 	int64_t t0 = tmo_now();
-	assert_int_equal(tmo_job_start(&fx->pool, &a->job, t0 - 1, rec_cb), 0);
-	assert_int_equal(tmo_job_start(&fx->pool, &b->job, 0, rec_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &a->job, tmo_at(t0 - 1), rec_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &b->job, tmo_at(0), rec_cb), 0);
 	assert_int_equal(a->cb_calls, 0); /* from the next loop iteration, not from the call */
 	assert_int_equal(b->cb_calls, 0);
 	assert_true(tmo_job_busy(&a->job));
@@ -886,7 +886,7 @@ static void no_deadline_runs_to_the_end(void **state)
 	run_all(fx);
 	assert_int_equal(r->cb_calls, 1);
 	assert_int_equal(r->cb_res, 5);
-	assert_int_equal(atomic_load(&r->fn_deadline), TMO_NEVER);
+	assert_true(atomic_load(&r->fn_deadline) == TMO_NEVER_NS);
 	assert_false(atomic_load(&r->fn_cancelled_at_end));
 	assert_on_time(r->cb_at, t0 + U / 2);
 	fx_pool_close(fx);
@@ -899,7 +899,7 @@ static void start_quick_from_callback(struct job_rec *r, int64_t res)
 	struct job_rec *q = r->job.data;
 
 	q->ret = 99;
-	q->cb_res = tmo_job_start(&r->fx->pool, &q->job, tmo_now() + 10 * U, rec_cb);
+	q->cb_res = tmo_job_start(&r->fx->pool, &q->job, tmo_in_ns(10 * U), rec_cb);
 }
 
 static void abandoned_job_is_released_when_it_returns(void **state)
@@ -916,10 +916,10 @@ static void abandoned_job_is_released_when_it_returns(void **state)
 	assert_int_equal(tmo_job_set_overrun(&r->job, TMO_OVERRUN_ABANDON), 0);
 	int64_t t0 = tmo_now();
 	int64_t deadline = t0 + U;
-	assert_int_equal(tmo_job_start(&fx->pool, &r->job, deadline, rec_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &r->job, tmo_at(deadline), rec_cb), 0);
 	/* 2 U: the callback has fired, the function still sleeps. Active: the job, and the
 	 * pool's wake-up request if it is in the kernel (loop.h) */
-	int left = tmo_loop_run_until(&fx->loop, t0 + 2 * U);
+	int left = tmo_loop_run_until(&fx->loop, tmo_at(t0 + 2 * U));
 	if (left < 1 || left > 2)
 		fail_msg("at 2 U, %d active: the abandoned job (and a wake-up request) expected",
 			 left);
@@ -974,7 +974,7 @@ static void shutdown_ends_every_job_once(void **state)
 	wait_running(fx, a);
 	wait_running(fx, b);
 	assert_int_equal(tmo_job_start(&fx->pool, &c->job, TMO_NEVER, rec_cb), 0);
-	assert_int_equal(tmo_job_start(&fx->pool, &d->job, tmo_now() + 10 * U, rec_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &d->job, tmo_in_ns(10 * U), rec_cb), 0);
 	assert_int_equal(tmo_job_set_flags(&e->job, TMO_JOB_WAIT), 0);
 	assert_int_equal(tmo_job_start(&fx->pool, &e->job, TMO_NEVER, rec_cb), 0);
 	struct tmo_pool_stats st = pool_stats(fx);
@@ -1075,7 +1075,7 @@ static void callback_may_close_another_pool_waiting_to_be_served(void **state)
 	r->job.data = b;
 	r->on_cb = close_the_other_pool;
 	int64_t t0 = tmo_now();
-	assert_int_equal(tmo_job_start(&fx->pool, &r->job, t0 - 1, rec_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &r->job, tmo_at(t0 - 1), rec_cb), 0);
 	run_all(fx);
 	assert_int_equal(r->cb_calls, 1);
 	assert_int_equal(r->cb_res, -ETIME);
@@ -1086,7 +1086,7 @@ static void callback_may_close_another_pool_waiting_to_be_served(void **state)
 
 	/* the loop and the fixture's pool go on */
 	q->ret = 7;
-	assert_int_equal(tmo_job_start(&fx->pool, &q->job, t0 + 10 * U, rec_cb), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &q->job, tmo_at(t0 + 10 * U), rec_cb), 0);
 	run_all(fx);
 	assert_int_equal(q->cb_calls, 1);
 	assert_int_equal(q->cb_res, 7);
@@ -1178,8 +1178,8 @@ static void bad_job_input_is_refused_and_changes_nothing(void **state)
 	assert_int_equal(tmo_job_start(NULL, &r->job, TMO_NEVER, noop_cb), -EINVAL);
 	assert_int_equal(tmo_job_start(&fx->pool, NULL, TMO_NEVER, noop_cb), -EINVAL);
 	assert_int_equal(tmo_job_start(&fx->pool, &r->job, TMO_NEVER, NULL), -EINVAL);
-	assert_int_equal(tmo_job_start(&fx->pool, &r->job, -1, noop_cb), -EINVAL);
-	assert_int_equal(tmo_job_start(&fx->pool, &r->job, INT64_MIN, noop_cb), -EINVAL);
+	assert_int_equal(tmo_job_start(&fx->pool, &r->job, tmo_at(-1), noop_cb), -EINVAL);
+	assert_int_equal(tmo_job_start(&fx->pool, &r->job, tmo_at(INT64_MIN), noop_cb), -EINVAL);
 	assert_int_equal(tmo_job_start(&fx->pool, &never->job, TMO_NEVER, noop_cb), -EINVAL);
 	/* interrupts disabled on this pool */
 	assert_int_equal(tmo_job_set_overrun(&r->job, TMO_OVERRUN_INTERRUPT), 0);
@@ -1229,6 +1229,113 @@ static void bad_job_input_is_refused_and_changes_nothing(void **state)
 	fx_pool_close(fx);
 }
 
+static atomic_int other_fn_calls;
+
+static int64_t other_fn(struct tmo_job *job)
+{
+	atomic_fetch_add(&other_fn_calls, 1);
+	return 999;
+}
+
+/* Both preparations of a busy job: refused with -EBUSY, the job still busy and unchanged. */
+static void assert_prep_refused(struct job_rec *r)
+{
+	const long args[6] = { 0 };
+
+	assert_int_equal(tmo_job_prep(&r->job, other_fn), -EBUSY);
+	assert_int_equal(tmo_job_prep_syscall(&r->job, SYS_getpid, args), -EBUSY);
+	assert_true(tmo_job_busy(&r->job));
+	assert_ptr_equal(r->job.data, &data_sentinel);
+}
+
+static int prep_in_cb, prep_syscall_in_cb;
+
+static void prep_from_callback(struct job_rec *r, int64_t res)
+{
+	const long args[6] = { 0 };
+
+	prep_in_cb = tmo_job_prep(&r->job, other_fn);
+	prep_syscall_in_cb = tmo_job_prep_syscall(&r->job, SYS_getpid, args);
+}
+
+/*
+ * Regression: tmo_job_prep and tmo_job_prep_syscall on a busy job used to reset it while a
+ * worker ran it or the queue held it. Now they are refused with -EBUSY and the job goes on: a
+ * running job, a queued one, and an abandoned one (its callback fired, its function still
+ * runs) each report their own function's result once, and the other function never runs.
+ */
+static void prep_of_a_busy_job_is_ebusy_and_changes_nothing(void **state)
+{
+	struct fx *fx = *state;
+	struct tmo_pool_options opts = { .threads = 1, .max_threads = 1 };
+	const long args[6] = { 0 };
+
+	atomic_store(&other_fn_calls, 0);
+	assert_int_equal(tmo_job_prep(NULL, rec_fn), -EINVAL);
+	assert_int_equal(tmo_job_prep_syscall(NULL, SYS_getpid, args), -EINVAL);
+	fx_pool_init(fx, &opts);
+	struct job_rec *a = new_rec(fx), *b = new_rec(fx), *c = new_rec(fx), *idle = new_rec(fx);
+	assert_int_equal(tmo_job_prep(&idle->job, NULL), -EINVAL);
+
+	/* a runs, b waits in the queue behind it */
+	a->sleep_ns = U / 2;
+	a->ret = 31;
+	b->ret = 32;
+	assert_int_equal(tmo_job_start(&fx->pool, &a->job, TMO_NEVER, rec_cb), 0);
+	wait_running(fx, a);
+	assert_int_equal(tmo_job_start(&fx->pool, &b->job, tmo_in_ns(10 * U), rec_cb), 0);
+	assert_int_equal(pool_stats(fx).queued, 1);
+	assert_prep_refused(a);
+	assert_prep_refused(b);
+	assert_int_equal(tmo_job_prep(&a->job, NULL), -EINVAL);
+	assert_int_equal(tmo_job_start(&fx->pool, &a->job, TMO_NEVER, rec_cb), -EBUSY);
+	assert_int_equal(tmo_job_start(&fx->pool, &b->job, TMO_NEVER, rec_cb), -EBUSY);
+	run_all(fx);
+	assert_int_equal(a->cb_calls, 1);
+	assert_int_equal(a->cb_res, 31);
+	assert_int_equal(atomic_load(&a->fn_calls), 1);
+	assert_int_equal(a->rel_calls, 0);
+	assert_int_equal(b->cb_calls, 1);
+	assert_int_equal(b->cb_res, 32);
+	assert_int_equal(atomic_load(&b->fn_calls), 1);
+	assert_int_equal(b->rel_calls, 0);
+
+	/* c overruns its deadline and is abandoned: busy in its callback until it returns */
+	c->sleep_ns = U;
+	c->ret = 33;
+	c->on_cb = prep_from_callback;
+	prep_in_cb = prep_syscall_in_cb = 1;
+	assert_int_equal(tmo_job_start(&fx->pool, &c->job, tmo_in_ns(U / 4), rec_cb), 0);
+	wait_running(fx, c);
+	assert_prep_refused(c);
+	run_all(fx);
+	assert_int_equal(c->cb_calls, 1);
+	assert_int_equal(c->cb_res, -ETIME);
+	assert_true(c->busy_in_cb);
+	assert_int_equal(prep_in_cb, -EBUSY);
+	assert_int_equal(prep_syscall_in_cb, -EBUSY);
+	/* the release callback was left in place and reports the real function's result */
+	assert_int_equal(c->rel_calls, 1);
+	assert_int_equal(c->rel_res, 33);
+	assert_int_equal(atomic_load(&c->fn_calls), 1);
+	assert_false(tmo_job_busy(&c->job));
+
+	assert_int_equal(atomic_load(&other_fn_calls), 0);
+	struct tmo_pool_stats st = pool_stats(fx);
+	assert_int_equal(st.started, 3);
+	assert_int_equal(st.ran, 3);
+	assert_int_equal(st.completed, 3);
+
+	/* released: it may be prepared again */
+	assert_int_equal(tmo_job_prep(&a->job, other_fn), 0);
+	assert_int_equal(tmo_job_start(&fx->pool, &a->job, TMO_NEVER, rec_cb), 0);
+	run_all(fx);
+	assert_int_equal(a->cb_calls, 2);
+	assert_int_equal(a->cb_res, 999);
+	assert_int_equal(atomic_load(&other_fn_calls), 1);
+	fx_pool_close(fx);
+}
+
 /* ---- 9. wake mechanisms, loop modes, many jobs -------------------------------------------- */
 
 struct quick {
@@ -1266,7 +1373,7 @@ static void run_quick_jobs(struct fx *fx, uint32_t n, uint32_t window)
 			assert_true(tmo_loop_run(&fx->loop, TMO_RUN_ONCE) >= 0);
 		tmo_job_prep(&q[i].job, quick_fn);
 		q[i].index = i;
-		int ret = tmo_job_start(&fx->pool, &q[i].job, tmo_now() + 50 * U, quick_cb);
+		int ret = tmo_job_start(&fx->pool, &q[i].job, tmo_in_ns(50 * U), quick_cb);
 		if (ret)
 			fail_msg("job %u: start %d with %ld outstanding", i, ret,
 				 started - quick_done);
@@ -1358,6 +1465,7 @@ int main(void)
 		T(callback_may_close_another_pool_waiting_to_be_served),
 		T(bad_pool_options_are_refused),
 		T(bad_job_input_is_refused_and_changes_nothing),
+		T(prep_of_a_busy_job_is_ebusy_and_changes_nothing),
 		TP(round_trip, def_futex),
 		TP(round_trip, def_eventfd),
 		TP(round_trip, ll_futex),

@@ -118,11 +118,11 @@ static void on_release(struct tmo_job *job, int64_t late_res)
 	r->released_at = tmo_now();
 }
 
-static void start_at(struct tmo_pool *pool, struct rec *r, int64_t deadline)
+static void start_at(struct tmo_pool *pool, struct rec *r, tmo_deadline deadline)
 {
 	assert_int_equal(tmo_job_set_release(&r->job, on_release), 0);
 	r->started_at = tmo_now();
-	r->deadline = deadline;
+	r->deadline = tmo_deadline_ns(deadline);
 	int ret = tmo_job_start(pool, &r->job, deadline, on_done);
 	if (ret)
 		fail_msg("tmo_job_start: %d", ret);
@@ -130,13 +130,13 @@ static void start_at(struct tmo_pool *pool, struct rec *r, int64_t deadline)
 
 static void prep(struct rec *r, tmo_job_fn fn, enum tmo_overrun level)
 {
-	tmo_job_prep(&r->job, fn);
+	assert_int_equal(tmo_job_prep(&r->job, fn), 0);
 	assert_int_equal(tmo_job_set_overrun(&r->job, level), 0);
 }
 
 static void prep_syscall(struct rec *r, long nr, const long args[6], enum tmo_overrun level)
 {
-	tmo_job_prep_syscall(&r->job, nr, args);
+	assert_int_equal(tmo_job_prep_syscall(&r->job, nr, args), 0);
 	assert_int_equal(tmo_job_set_overrun(&r->job, level), 0);
 }
 
@@ -145,7 +145,7 @@ static void prep_syscall(struct rec *r, long nr, const long args[6], enum tmo_ov
 	do {                                                                            \
 		int64_t end_ = tmo_now() + (limit);                                     \
 		while (!(cond) && tmo_now() < end_) {                                   \
-			int left_ = tmo_loop_run_until((loop), tmo_now() + 5 * MS);     \
+			int left_ = tmo_loop_run_until((loop), tmo_in_ns(5 * MS));     \
 			assert_true(left_ >= 0);                                        \
 			if (left_ == 0 && !(cond))                                      \
 				test_sleep_ms(1);                                       \
@@ -156,7 +156,7 @@ static void prep_syscall(struct rec *r, long nr, const long args[6], enum tmo_ov
 static void run_to(struct tmo_loop *loop, int64_t until)
 {
 	while (tmo_now() < until) {
-		int left = tmo_loop_run_until(loop, until);
+		int left = tmo_loop_run_until(loop, tmo_at(until));
 		assert_true(left >= 0);
 		if (left == 0 && tmo_now() < until)
 			test_sleep_ms(1);
@@ -484,7 +484,8 @@ static int64_t kfn_output_near_deadline(struct tmo_job *job)
 		return -EINVAL;
 	memcpy(out, "RESULT", 6);
 	tmo_job_set_output_len(job, 6);
-	int64_t until = tmo_job_deadline(job) - (int64_t)*early_us * TMO_NSEC_PER_USEC;
+	int64_t until = tmo_deadline_ns(tmo_job_deadline(job)) -
+			(int64_t)*early_us * TMO_NSEC_PER_USEC;
 	while (tmo_now() < until)
 		;
 	return 6;
@@ -517,8 +518,8 @@ static void interrupted_call(struct tmo_loop *loop, long nr, const long args[6])
 	prep(&b, fn_return, TMO_OVERRUN_INTERRUPT);
 	b.ret = 42;
 	int64_t t0 = tmo_now();
-	start_at(&pool, &a, t0 + U);
-	start_at(&pool, &b, t0 + 3 * U);
+	start_at(&pool, &a, tmo_at(t0 + U));
+	start_at(&pool, &b, tmo_at(t0 + 3 * U));
 	RUN_UNTIL(loop, a.releases && b.calls, 4 * U);
 
 	assert_int_equal(a.calls, 1);
@@ -586,7 +587,7 @@ static void cooperative_job_stops_itself(struct tmo_loop *loop, tmo_job_fn fn,
 	pool_open(&pool, loop, &o);
 	rec_init(&a);
 	prep(&a, fn, level);
-	start_at(&pool, &a, tmo_now() + U);
+	start_at(&pool, &a, tmo_in_ns(U));
 	RUN_UNTIL(loop, a.releases, 6 * U);
 	assert_int_equal(a.calls, 1);
 	assert_int_equal(a.res, -ETIME);
@@ -661,8 +662,8 @@ static void signal_never_hits_the_next_job(void **state)
 		enum tmo_overrun level = next_levels[rand_r(&seed) % 4];
 		prep_syscall(&n, SYS_nanosleep, next_args, level);
 		int64_t t = tmo_now();
-		start_at(&pool, &a, t + s + offset);
-		start_at(&pool, &n, t + 2 * U);
+		start_at(&pool, &a, tmo_at(t + s + offset));
+		start_at(&pool, &n, tmo_at(t + 2 * U));
 		RUN_UNTIL(loop, (a.calls && !tmo_job_busy(&a.job)) && n.calls, 4 * U);
 
 		if (a.calls != 1 || n.calls != 1 || tmo_job_busy(&a.job))
@@ -720,8 +721,8 @@ static void abandoned_job_gets_a_replacement(void **state)
 	b.ret = 42;
 	b.pool = &pool;
 	int64_t t0 = tmo_now();
-	start_at(&pool, &a, t0 + U);
-	start_at(&pool, &b, t0 + 2 * U);
+	start_at(&pool, &a, tmo_at(t0 + U));
+	start_at(&pool, &b, tmo_at(t0 + 2 * U));
 	run_to(loop, t0 + 2 * U);
 
 	assert_int_equal(a.calls, 1);
@@ -790,9 +791,9 @@ static void abandoned_job_without_replacement_starves_the_queue(void **state)
 	prep(&c, fn_return, TMO_OVERRUN_ABANDON);
 	c.ret = 43;
 	int64_t t0 = tmo_now();
-	start_at(&pool, &a, t0 + U);
-	start_at(&pool, &b, t0 + 2 * U);
-	start_at(&pool, &c, t0 + 5 * U);
+	start_at(&pool, &a, tmo_at(t0 + U));
+	start_at(&pool, &b, tmo_at(t0 + 2 * U));
+	start_at(&pool, &c, tmo_at(t0 + 5 * U));
 
 	run_to(loop, t0 + 3 * U / 2);
 	assert_int_equal(a.calls, 1);
@@ -854,9 +855,9 @@ static void queued_job_expired_while_the_loop_is_away_never_runs(void **state)
 	b.ret = 42;
 	prep(&c, fn_nanosleep, TMO_OVERRUN_INTERRUPT);
 	int64_t t0 = tmo_now();
-	start_at(&pool, &a, t0 + 10 * U);
-	start_at(&pool, &b, t0 + U);
-	start_at(&pool, &c, t0 + U);
+	start_at(&pool, &a, tmo_at(t0 + 10 * U));
+	start_at(&pool, &b, tmo_at(t0 + U));
+	start_at(&pool, &c, tmo_at(t0 + U));
 	assert_int_equal(tmo_loop_submit(loop) >= 0, 1);
 	test_sleep_ms(3 * U / MS); /* away from the loop */
 	RUN_UNTIL(loop, a.releases && b.calls && c.calls && !tmo_job_busy(&b.job) &&
@@ -922,16 +923,16 @@ static void freed_worker_stays_while_the_other_is_tied_up(void **state)
 	c.ret = 42;
 	c.pool = &pool;
 	int64_t t0 = tmo_now();
-	start_at(&pool, &a, t0 + U / 10);
+	start_at(&pool, &a, tmo_at(t0 + U / 10));
 	RUN_UNTIL(loop, a.calls, U);
 	assert_int_equal(a.res, -ETIME);
-	start_at(&pool, &b, tmo_now() + U / 2); /* on a replacement for a's worker */
+	start_at(&pool, &b, tmo_in_ns(U / 2)); /* on a replacement for a's worker */
 	RUN_UNTIL(loop, b.calls, U);
 	assert_int_equal(b.res, -ETIME);
 	struct tmo_pool_stats s = stats_of(&pool);
 	assert_int_equal(s.threads, 2);
 	assert_int_equal(s.tied_up, 2);
-	start_at(&pool, &c, t0 + 10 * U);
+	start_at(&pool, &c, tmo_at(t0 + 10 * U));
 	assert_int_equal(stats_of(&pool).queued, 1); /* no room for a third worker */
 
 	RUN_UNTIL(loop, c.calls, 4 * U);
@@ -991,7 +992,7 @@ static void workers_freed_together_never_all_retire(void **state)
 			j[i].until = together;
 		}
 		for (int i = 0; i < 4; i++)
-			start_at(&pool, &j[i], t0 + (5 + 4 * i) * MS);
+			start_at(&pool, &j[i], tmo_at(t0 + (5 + 4 * i) * MS));
 		run_to(loop, together - 2 * MS);
 		struct tmo_pool_stats s = stats_of(&pool);
 		overran_all += s.tied_up == 4;
@@ -1007,7 +1008,7 @@ static void workers_freed_together_never_all_retire(void **state)
 		rec_init(&q);
 		prep(&q, fn_return, TMO_OVERRUN_ABANDON);
 		q.ret = 42;
-		start_at(&pool, &q, tmo_now() + 10 * U);
+		start_at(&pool, &q, tmo_in_ns(10 * U));
 		RUN_UNTIL(loop, q.calls, U);
 		if (q.calls != 1 || q.res != 42) {
 			s = stats_of(&pool);
@@ -1053,7 +1054,7 @@ static void kill_ends_a_cpu_loop_then_sigkill_after_grace(void **state)
 	prep(&a, kfn_spin, TMO_OVERRUN_KILL);
 	set_slot_input(&a, &slot0);
 	int64_t t0 = tmo_now();
-	start_at(&pool, &a, t0 + U);
+	start_at(&pool, &a, tmo_at(t0 + U));
 	run_to(loop, t0 + U / 2);
 	assert_int_equal(atomic_load(&shm->ready[0]), 1);
 	uint32_t helpers_while_running = stats_of(&pool).helpers; /* asserted at the end */
@@ -1075,7 +1076,7 @@ static void kill_ends_a_cpu_loop_then_sigkill_after_grace(void **state)
 	prep(&b, kfn_wait_ignoring_term, TMO_OVERRUN_KILL);
 	set_slot_input(&b, &slot1);
 	int64_t t1 = tmo_now();
-	start_at(&pool, &b, t1 + U);
+	start_at(&pool, &b, tmo_at(t1 + U));
 	RUN_UNTIL(loop, b.releases, 5 * U);
 	assert_int_equal(atomic_load(&shm->ready[1]), 1);
 	assert_int_equal(b.calls, 1);
@@ -1103,7 +1104,7 @@ static void kill_ends_a_cpu_loop_then_sigkill_after_grace(void **state)
 	rec_init(&d);
 	prep(&d, kfn_spin_term_ignored, TMO_OVERRUN_KILL);
 	set_slot_input(&d, &slot3);
-	start_at(&pool, &d, tmo_now() + U);
+	start_at(&pool, &d, tmo_in_ns(U));
 	RUN_UNTIL(loop, d.releases, 5 * U);
 	assert_int_equal(atomic_load(&shm->ready[3]), 1);
 	assert_int_equal(d.res, -ETIME);
@@ -1119,7 +1120,7 @@ static void kill_ends_a_cpu_loop_then_sigkill_after_grace(void **state)
 	/* a fresh helper answers */
 	prep(&c, kfn_return_pid, TMO_OVERRUN_KILL);
 	set_slot_input(&c, &slot2);
-	start_at(&pool, &c, tmo_now() + 5 * U);
+	start_at(&pool, &c, tmo_in_ns(5 * U));
 	RUN_UNTIL(loop, c.calls, 5 * U);
 	assert_int_equal(c.calls, 1);
 	assert_int_equal(c.res, 4321);
@@ -1166,7 +1167,7 @@ static void kill_job_input_and_output_cross_by_value(void **state)
 	rec_init(&a);
 	prep(&a, kfn_io, TMO_OVERRUN_KILL);
 	assert_int_equal(tmo_job_set_io(&a.job, in, IO_LEN, out, IO_LEN), 0);
-	start_at(&pool, &a, tmo_now() + 5 * U);
+	start_at(&pool, &a, tmo_in_ns(5 * U));
 	RUN_UNTIL(loop, a.calls, 5 * U);
 	assert_int_equal(a.calls, 1);
 	assert_int_equal(a.res, IO_LEN);
@@ -1181,7 +1182,7 @@ static void kill_job_input_and_output_cross_by_value(void **state)
 	prep(&a, kfn_output_too_long, TMO_OVERRUN_KILL);
 	memset(out, 0, sizeof(out));
 	assert_int_equal(tmo_job_set_io(&a.job, NULL, 0, out, 100), 0);
-	start_at(&pool, &a, tmo_now() + 5 * U);
+	start_at(&pool, &a, tmo_in_ns(5 * U));
 	RUN_UNTIL(loop, a.calls, 5 * U);
 	assert_int_equal(a.calls, 1);
 	assert_int_equal(a.res, (int64_t)-EMSGSIZE * 1000);
@@ -1194,7 +1195,7 @@ static void kill_job_input_and_output_cross_by_value(void **state)
 	rec_init(&a);
 	prep(&a, kfn_output_past_max, TMO_OVERRUN_KILL);
 	assert_int_equal(tmo_job_set_io(&a.job, NULL, 0, big, sizeof(big)), 0);
-	start_at(&pool, &a, tmo_now() + 5 * U);
+	start_at(&pool, &a, tmo_in_ns(5 * U));
 	RUN_UNTIL(loop, a.calls, 5 * U);
 	assert_int_equal(a.calls, 1);
 	assert_int_equal(a.res, -EMSGSIZE);
@@ -1203,13 +1204,13 @@ static void kill_job_input_and_output_cross_by_value(void **state)
 	rec_init(&a);
 	prep(&a, kfn_io, TMO_OVERRUN_KILL);
 	assert_int_equal(tmo_job_set_io(&a.job, big, 16 * 1024 + 1, NULL, 0), 0);
-	assert_int_equal(tmo_job_start(&pool, &a.job, tmo_now() + U, on_done), -EMSGSIZE);
+	assert_int_equal(tmo_job_start(&pool, &a.job, tmo_in_ns(U), on_done), -EMSGSIZE);
 	assert_false(tmo_job_busy(&a.job));
 	/* exactly max_input is fine */
 	rec_init(&a);
 	prep(&a, kfn_return_own_pid, TMO_OVERRUN_KILL);
 	assert_int_equal(tmo_job_set_io(&a.job, big, 16 * 1024, NULL, 0), 0);
-	start_at(&pool, &a, tmo_now() + 5 * U);
+	start_at(&pool, &a, tmo_in_ns(5 * U));
 	RUN_UNTIL(loop, a.calls, 5 * U);
 	assert_int_equal(a.calls, 1);
 	assert_true(a.res > 0);
@@ -1241,8 +1242,8 @@ static void kill_helper_that_dies_gives_echild(void **state)
 		set_slot_input(&a, &slots[i]);
 		prep(&b, kfn_return_own_pid, TMO_OVERRUN_KILL);
 		int64_t t0 = tmo_now();
-		start_at(&pool, &a, t0 + 5 * U);
-		start_at(&pool, &b, t0 + 5 * U);
+		start_at(&pool, &a, tmo_at(t0 + 5 * U));
+		start_at(&pool, &b, tmo_at(t0 + 5 * U));
 		RUN_UNTIL(loop, a.calls && b.calls && !tmo_job_busy(&a.job), 5 * U);
 		assert_int_equal(a.calls, 1);
 		assert_int_equal(a.res, -ECHILD);
@@ -1259,7 +1260,7 @@ static void kill_helper_that_dies_gives_echild(void **state)
 	struct rec g;
 	rec_init(&g);
 	prep(&g, kfn_touch_global, TMO_OVERRUN_KILL);
-	start_at(&pool, &g, tmo_now() + 5 * U);
+	start_at(&pool, &g, tmo_in_ns(5 * U));
 	RUN_UNTIL(loop, g.calls, 5 * U);
 	assert_int_equal(g.res, 101);
 	assert_int_equal(touched_by_helper, 0);
@@ -1299,7 +1300,7 @@ static void kill_job_past_its_deadline_gets_no_output(void **state)
 		prep(&a, kfn_output_near_deadline, TMO_OVERRUN_KILL);
 		assert_int_equal(tmo_job_set_io(&a.job, &early_us, sizeof(early_us), out, sizeof(out)),
 				 0);
-		start_at(&pool, &a, tmo_now() + U / 40);
+		start_at(&pool, &a, tmo_in_ns(U / 40));
 		RUN_UNTIL(loop, a.calls && !tmo_job_busy(&a.job), 5 * U);
 		assert_int_equal(a.calls, 1);
 		assert_false(tmo_job_busy(&a.job));
@@ -1378,15 +1379,15 @@ static void ended_while_running(struct tmo_loop *loop, enum ending end)
 	struct rec *running[] = { &ji, &jk, &ja };
 	for (int i = 0; i < 3; i++) {
 		/* one at a time: the queue holds one */
-		start_at(&pool, running[i], far);
+		start_at(&pool, running[i], tmo_at(far));
 		int64_t t = tmo_now();
 		while (stats_of(&pool).ran != (uint64_t)i + 1 && tmo_now() - t < U)
 			test_sleep_ms(1);
 		assert_int_equal(stats_of(&pool).ran, i + 1);
 	}
-	start_at(&pool, &jq, far);
-	start_at(&pool, &jw, far); /* waits for room */
-	assert_int_equal(tmo_job_start(&pool, &jx.job, far, on_done), -EAGAIN);
+	start_at(&pool, &jq, tmo_at(far));
+	start_at(&pool, &jw, tmo_at(far)); /* waits for room */
+	assert_int_equal(tmo_job_start(&pool, &jx.job, tmo_at(far), on_done), -EAGAIN);
 	assert_false(tmo_job_busy(&jx.job));
 	run_to(loop, t0 + U / 2);
 	assert_int_equal(atomic_load(&shm->ready[0]), 1);
@@ -1404,7 +1405,7 @@ static void ended_while_running(struct tmo_loop *loop, enum ending end)
 	if (end == END_SHUTDOWN) {
 		assert_int_equal(tmo_pool_shutdown(&pool), 0);
 		assert_int_equal(tmo_pool_shutdown(&pool), -EALREADY);
-		assert_int_equal(tmo_job_start(&pool, &jx.job, far, on_done), -ESHUTDOWN);
+		assert_int_equal(tmo_job_start(&pool, &jx.job, tmo_at(far), on_done), -ESHUTDOWN);
 		assert_false(tmo_job_busy(&jx.job));
 	} else {
 		/* the waiting and queued ones first: a worker freed by a cancel would take the
@@ -1442,7 +1443,7 @@ static void ended_while_running(struct tmo_loop *loop, enum ending end)
 	assert_true(tmo_job_busy(&ja.job));
 	assert_int_equal(tmo_pool_close(&pool), -EBUSY);
 
-	assert_int_equal(tmo_loop_run_until(loop, t0 + 10 * U), 0); /* runs out */
+	assert_int_equal(tmo_loop_run_until(loop, tmo_at(t0 + 10 * U)), 0); /* runs out */
 	assert_int_equal(ja.releases, 1);
 	assert_int_equal(ja.late_res, 9); /* it saw tmo_job_cancelled() */
 	assert_on_time(ja.released_at, ja.fn_start + 2 * U);

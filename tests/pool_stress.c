@@ -110,7 +110,7 @@ static void error_at(const struct sjob *j, const char *fmt, ...)
 	if (g->tearing_down)
 		return;
 	char when[48] = "none";
-	if (j->deadline != TMO_NEVER)
+	if (j->deadline != TMO_NEVER_NS)
 		snprintf(when, sizeof(when), "%+.3f ms from now",
 			 (double)(j->deadline - tmo_now()) / 1e6);
 	fprintf(stderr, "job %d (kind %d, level %d, wait %d, deadline %s): ", j->index, j->p.kind,
@@ -307,10 +307,10 @@ static int try_start(struct sjob *j)
 	if (d == 0)
 		j->deadline = now - 1; /* already passed: -ETIME, never runs */
 	else if (d == 1 && p->kind != HANG)
-		j->deadline = TMO_NEVER;
+		j->deadline = TMO_NEVER_NS;
 	else
 		j->deadline = now + 2 * MS + rnd(198 * 1000) * TMO_NSEC_PER_USEC;
-	if (j->deadline == TMO_NEVER)
+	if (j->deadline == TMO_NEVER_NS)
 		p->ret_at = now + rnd(30 * 1000) * TMO_NSEC_PER_USEC;
 	else
 		p->ret_at = now + (j->deadline - now) * rnd(70) / 100;
@@ -322,14 +322,16 @@ static int try_start(struct sjob *j)
 		p->hang_until = j->deadline + 2 * TMO_NSEC_PER_SEC; /* a failed interrupt shows */
 	memset(&j->out, 0, sizeof(j->out));
 
-	tmo_job_prep(&j->job, stress_fn);
+	if (tmo_job_prep(&j->job, stress_fn))
+		fail_msg("job %d: tmo_job_prep failed", j->index);
 	j->job.data = j;
 	if (tmo_job_set_overrun(&j->job, (enum tmo_overrun)p->level) ||
 	    tmo_job_set_flags(&j->job, j->wait ? TMO_JOB_WAIT : 0) ||
 	    tmo_job_set_release(&j->job, on_release) ||
 	    tmo_job_set_io(&j->job, p, sizeof(*p), &j->out, sizeof(j->out)))
 		fail_msg("job %d: a setter failed", j->index);
-	return tmo_job_start(&g->pool, &j->job, j->deadline, on_done);
+	return tmo_job_start(&g->pool, &j->job,
+			     j->deadline == TMO_NEVER_NS ? TMO_NEVER : tmo_at(j->deadline), on_done);
 }
 
 static void cancel(struct sjob *j)
@@ -412,7 +414,7 @@ static void stress(enum tmo_pool_wake wake)
 			cancel(&g->jobs[lo + rnd(next - lo)]);
 		}
 		ret = rnd(4) == 0 ? tmo_loop_run(loop, TMO_RUN_NOWAIT)
-				  : tmo_loop_run_until(loop, tmo_now() + rnd(4000) * TMO_NSEC_PER_USEC);
+				  : tmo_loop_run_until(loop, tmo_in_ns(rnd(4000) * TMO_NSEC_PER_USEC));
 		assert_true(ret >= 0);
 		rounds++;
 	}
@@ -497,7 +499,7 @@ static int teardown(void **state)
 		tmo_pool_shutdown(&g->pool);
 		int64_t end = tmo_now() + 10 * TMO_NSEC_PER_SEC;
 		while (tmo_loop_active(&g->loop) && tmo_now() < end)
-			tmo_loop_run_until(&g->loop, tmo_now() + 10 * MS);
+			tmo_loop_run_until(&g->loop, tmo_in_ns(10 * MS));
 		ret = tmo_pool_close(&g->pool);
 		if (ret)
 			fprintf(stderr, "teardown: tmo_pool_close: %d\n", ret);

@@ -18,7 +18,7 @@ struct reader {
 	char buf[16];
 };
 
-static void start_read(struct tmo_loop *loop, struct reader *rd, int fd, int64_t deadline)
+static void start_read(struct tmo_loop *loop, struct reader *rd, int fd, tmo_deadline deadline)
 {
 	tmo_prep_read(&rd->r.op, fd, rd->buf, sizeof(rd->buf), (uint64_t)-1);
 	assert_int_equal(tmo_op_start(loop, &rd->r.op, deadline, test_record), 0);
@@ -35,7 +35,7 @@ static void expiry_cuts_pending_ops_and_keeps_results(void **state)
 	test_pipe(data);
 	test_write_all(data[1], "done", 4);
 	int64_t deadline = tmo_now() + 100 * MS;
-	assert_int_equal(tmo_scope_enter(loop, &scope, deadline, 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_at(deadline), 0), 0);
 	assert_ptr_equal(tmo_loop_current_scope(loop), &scope);
 	for (int i = 0; i < 3; i++)
 		start_read(loop, &idle[i], fds[0], TMO_NEVER);
@@ -73,7 +73,7 @@ static void inner_ops_own_timeout_does_not_expire_the_scope(void **state)
 	test_pipe(fds);
 	assert_int_equal(tmo_scope_enter_after(loop, &scope, 200 * MS, 0), 0);
 	int64_t own = tmo_now() + 50 * MS;
-	start_read(loop, &rd, fds[0], own);
+	start_read(loop, &rd, fds[0], tmo_at(own));
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(rd.r.res, -ETIME);
 	assert_on_time(rd.r.seen_at, own);
@@ -96,9 +96,9 @@ static void nested_scope_cannot_extend_the_outer(void **state)
 
 	test_pipe(fds);
 	int64_t outer_deadline = tmo_now() + 100 * MS;
-	assert_int_equal(tmo_scope_enter(loop, &outer, outer_deadline, 0), 0);
-	assert_int_equal(tmo_scope_enter(loop, &inner, tmo_now() + 300 * MS, 0), 0);
-	assert_int_equal(tmo_scope_effective_deadline(&inner), outer_deadline);
+	assert_int_equal(tmo_scope_enter(loop, &outer, tmo_at(outer_deadline), 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &inner, tmo_in_ms(300), 0), 0);
+	assert_int_equal(tmo_deadline_ns(tmo_scope_effective_deadline(&inner)), outer_deadline);
 	start_read(loop, &rd, fds[0], TMO_NEVER);
 	assert_int_equal(tmo_scope_exit(&outer), -EINVAL); /* not the innermost */
 	assert_int_equal(tmo_scope_exit(&inner), 0);
@@ -122,9 +122,9 @@ static void nested_scope_that_ends_first(void **state)
 
 	test_pipe(fds);
 	int64_t inner_deadline = tmo_now() + 60 * MS;
-	assert_int_equal(tmo_scope_enter(loop, &outer, tmo_now() + 400 * MS, 0), 0);
-	start_read(loop, &in_outer, fds[0], tmo_now() + 150 * MS);
-	assert_int_equal(tmo_scope_enter(loop, &inner, inner_deadline, 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &outer, tmo_in_ms(400), 0), 0);
+	start_read(loop, &in_outer, fds[0], tmo_in_ms(150));
+	assert_int_equal(tmo_scope_enter(loop, &inner, tmo_at(inner_deadline), 0), 0);
 	start_read(loop, &in_inner, fds[0], TMO_NEVER);
 	assert_int_equal(tmo_scope_exit(&inner), 0);
 	assert_int_equal(tmo_scope_exit(&outer), 0);
@@ -148,10 +148,11 @@ static void shield_is_exempt_from_the_enclosing_scope(void **state)
 	test_pipe(fds);
 	int64_t outer_deadline = tmo_now() + 60 * MS;
 	int64_t shield_deadline = tmo_now() + 200 * MS;
-	assert_int_equal(tmo_scope_enter(loop, &outer, outer_deadline, 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &outer, tmo_at(outer_deadline), 0), 0);
 	start_read(loop, &exposed, fds[0], TMO_NEVER);
-	assert_int_equal(tmo_scope_enter(loop, &shielded, shield_deadline, TMO_SCOPE_SHIELD), 0);
-	assert_int_equal(tmo_scope_effective_deadline(&shielded), shield_deadline);
+	assert_int_equal(tmo_scope_enter(loop, &shielded, tmo_at(shield_deadline), TMO_SCOPE_SHIELD),
+			 0);
+	assert_int_equal(tmo_deadline_ns(tmo_scope_effective_deadline(&shielded)), shield_deadline);
 	start_read(loop, &protected_rd, fds[0], TMO_NEVER);
 	assert_int_equal(tmo_scope_exit(&shielded), 0);
 	assert_int_equal(tmo_scope_exit(&outer), 0);
@@ -177,22 +178,22 @@ static void shift_moves_the_expiry(void **state)
 	/* scope-shift: a 1.5 s scope shifted by +1 s expires at 2.5 s. */
 	test_pipe(fds);
 	int64_t start = tmo_now();
-	assert_int_equal(tmo_scope_enter(loop, &scope, start + 150 * MS, 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_at(start + 150 * MS), 0), 0);
 	start_read(loop, &rd, fds[0], TMO_NEVER);
 	assert_int_equal(tmo_scope_exit(&scope), 0);
-	assert_int_equal(tmo_loop_run_until(loop, start + 50 * MS), 1);
+	assert_int_equal(tmo_loop_run_until(loop, tmo_at(start + 50 * MS)), 1);
 	/* A live scope, exited as a block but with work pending: exit forbids moving it. */
 	assert_int_equal(tmo_scope_shift(&scope, 100 * MS), -EINVAL);
-	assert_int_equal(tmo_scope_deadline(&scope), start + 150 * MS);
+	assert_int_equal(tmo_deadline_ns(tmo_scope_deadline(&scope)), start + 150 * MS);
 	assert_int_equal(tmo_op_cancel(&rd.r.op), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 
 	/* Shifted while entered. */
 	start = tmo_now();
-	assert_int_equal(tmo_scope_enter(loop, &scope, start + 150 * MS, 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_at(start + 150 * MS), 0), 0);
 	start_read(loop, &rd, fds[0], TMO_NEVER);
 	assert_int_equal(tmo_scope_shift(&scope, 100 * MS), 0);
-	assert_int_equal(tmo_scope_deadline(&scope), start + 250 * MS);
+	assert_int_equal(tmo_deadline_ns(tmo_scope_deadline(&scope)), start + 250 * MS);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(rd.r.res, -ETIME);
 	assert_on_time(rd.r.seen_at, start + 250 * MS);
@@ -211,22 +212,22 @@ static void shift_at_reschedule_and_earlier(void **state)
 
 	test_pipe(fds);
 	int64_t start = tmo_now();
-	assert_int_equal(tmo_scope_enter(loop, &scope, start + 500 * MS, 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_at(start + 500 * MS), 0), 0);
 	start_read(loop, &rd, fds[0], TMO_NEVER);
 	/* Earlier, by a negative shift then an absolute move. */
 	assert_int_equal(tmo_scope_shift(&scope, -300 * MS), 0);
-	assert_int_equal(tmo_scope_shift_at(&scope, start + 80 * MS), 0);
+	assert_int_equal(tmo_scope_shift_at(&scope, tmo_at(start + 80 * MS)), 0);
 	assert_int_equal(tmo_scope_shift_at(&scope, TMO_NEVER), -EINVAL);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_on_time(rd.r.seen_at, start + 80 * MS);
 	assert_int_equal(tmo_scope_exit(&scope), 0);
 
 	/* reschedule(TMO_NEVER) removes the limit: the op is then ended by a cancel only. */
-	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_now() + 50 * MS, 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_in_ms(50), 0), 0);
 	start_read(loop, &rd, fds[0], TMO_NEVER);
 	assert_int_equal(tmo_scope_reschedule(&scope, TMO_NEVER), 0);
-	assert_int_equal(tmo_scope_remaining(&scope), TMO_NEVER);
-	assert_int_equal(tmo_loop_run_until(loop, tmo_now() + 120 * MS), 1);
+	assert_int_equal(tmo_scope_remaining(&scope), TMO_NEVER_NS);
+	assert_int_equal(tmo_loop_run_until(loop, tmo_in_ms(120)), 1);
 	assert_int_equal(rd.r.calls, 1); /* the first read's callback only: still pending */
 	assert_false(tmo_scope_expired(&scope));
 	assert_int_equal(tmo_op_cancel(&rd.r.op), 0);
@@ -245,22 +246,22 @@ static void shift_after_expiry_or_exit_is_refused(void **state)
 	int fds[2];
 
 	test_pipe(fds);
-	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_now() + 30 * MS, 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_in_ms(30), 0), 0);
 	start_read(loop, &rd, fds[0], TMO_NEVER);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_true(tmo_scope_expired(&scope));
-	int64_t deadline = tmo_scope_deadline(&scope);
+	int64_t deadline = tmo_deadline_ns(tmo_scope_deadline(&scope));
 	assert_int_equal(tmo_scope_shift(&scope, 1000 * MS), -ETIME);
-	assert_int_equal(tmo_scope_shift_at(&scope, tmo_now() + 1000 * MS), -ETIME);
+	assert_int_equal(tmo_scope_shift_at(&scope, tmo_in_ms(1000)), -ETIME);
 	assert_int_equal(tmo_scope_reschedule(&scope, TMO_NEVER), -ETIME);
-	assert_int_equal(tmo_scope_deadline(&scope), deadline); /* unchanged */
+	assert_int_equal(tmo_deadline_ns(tmo_scope_deadline(&scope)), deadline); /* unchanged */
 	assert_int_equal(tmo_scope_remaining(&scope), 0);
 	assert_int_equal(tmo_scope_exit(&scope), 0);
 
-	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_now() + 1000 * MS, 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_in_ms(1000), 0), 0);
 	assert_int_equal(tmo_scope_exit(&scope), 0);
 	assert_int_equal(tmo_scope_shift(&scope, 10 * MS), -EINVAL);
-	assert_int_equal(tmo_scope_reschedule(&scope, tmo_now()), -EINVAL);
+	assert_int_equal(tmo_scope_reschedule(&scope, tmo_at(tmo_now())), -EINVAL);
 	close(fds[0]);
 	close(fds[1]);
 }
@@ -316,7 +317,7 @@ static void callbacks_keep_their_scope(void **state)
 	c.idle_fd = idle[0];
 	test_write_all(data[1], "go", 2);
 	int64_t deadline = tmo_now() + 80 * MS;
-	assert_int_equal(tmo_scope_enter(loop, &scope, deadline, 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_at(deadline), 0), 0);
 	c.first.r.op.data = &c;
 	tmo_prep_read(&c.first.r.op, data[0], c.first.buf, sizeof(c.first.buf), (uint64_t)-1);
 	assert_int_equal(tmo_op_start(loop, &c.first.r.op, TMO_NEVER, first_done), 0);
@@ -346,12 +347,12 @@ static void run_once_waits_for_callbacks_after_an_earlier_shift(void **state)
 	 * update whose completion wakes the loop with nothing to report. One iteration must still
 	 * mean: until a callback ran. */
 	test_pipe(fds);
-	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_now() + 60000 * MS, 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_in_ms(60000), 0), 0);
 	for (int i = 0; i < N; i++)
 		start_read(loop, &rd[i], fds[0], TMO_NEVER);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_NOWAIT), N);
 	int64_t deadline = tmo_now() + 50 * MS;
-	assert_int_equal(tmo_scope_shift_at(&scope, deadline), 0);
+	assert_int_equal(tmo_scope_shift_at(&scope, tmo_at(deadline)), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_ONCE), 0);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(rd[i].r.res, -ETIME);
@@ -369,7 +370,7 @@ static void loop_close_refuses_while_a_scope_is_entered(void **state)
 	struct tmo_scope scope = { 0 };
 
 	assert_int_equal(tmo_loop_init(&loop, NULL), 0);
-	assert_int_equal(tmo_scope_enter(&loop, &scope, tmo_now() + 1000 * MS, 0), 0);
+	assert_int_equal(tmo_scope_enter(&loop, &scope, tmo_in_ms(1000), 0), 0);
 	assert_int_equal(tmo_loop_close(&loop), -EBUSY);
 	assert_int_equal(tmo_scope_shift(&scope, 5 * MS), 0); /* still fully usable */
 	assert_int_equal(tmo_scope_exit(&scope), 0);
@@ -410,7 +411,7 @@ static void properties(void **state)
 
 	int64_t before = tmo_now();
 	assert_int_equal(tmo_scope_enter_after(loop, &scope, 500 * MS, 0), 0);
-	int64_t deadline = tmo_scope_deadline(&scope);
+	int64_t deadline = tmo_deadline_ns(tmo_scope_deadline(&scope));
 	assert_true(deadline >= before + 500 * MS && deadline <= tmo_now() + 500 * MS);
 	test_sleep_ms(20);
 	assert_true(tmo_scope_elapsed(&scope) >= 20 * MS);
@@ -421,8 +422,8 @@ static void properties(void **state)
 	assert_false(tmo_scope_busy(&scope));
 
 	assert_int_equal(tmo_scope_enter(loop, &scope, TMO_NEVER, 0), 0);
-	assert_int_equal(tmo_scope_remaining(&scope), TMO_NEVER);
-	assert_int_equal(tmo_scope_effective_deadline(&scope), TMO_NEVER);
+	assert_int_equal(tmo_scope_remaining(&scope), TMO_NEVER_NS);
+	assert_int_equal(tmo_deadline_ns(tmo_scope_effective_deadline(&scope)), TMO_NEVER_NS);
 	assert_int_equal(tmo_scope_shift(&scope, 1), -EINVAL); /* nothing to shift */
 	assert_int_equal(tmo_scope_exit(&scope), 0);
 }
@@ -434,7 +435,7 @@ static void bad_input(void **state)
 
 	assert_int_equal(tmo_scope_enter(NULL, &scope, TMO_NEVER, 0), -EINVAL);
 	assert_int_equal(tmo_scope_enter(loop, NULL, TMO_NEVER, 0), -EINVAL);
-	assert_int_equal(tmo_scope_enter(loop, &scope, -1, 0), -EINVAL);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_at(-1), 0), -EINVAL);
 	assert_int_equal(tmo_scope_enter(loop, &scope, TMO_NEVER, 0x80), -EINVAL);
 	assert_int_equal(tmo_scope_enter_after(loop, &scope, -5, 0), -EINVAL);
 	assert_int_equal(tmo_scope_enter_after(loop, &scope, INT64_MAX, 0), -EINVAL);
@@ -444,14 +445,14 @@ static void bad_input(void **state)
 	assert_int_equal(tmo_scope_exit(&other), -EINVAL); /* never entered */
 	assert_int_equal(tmo_scope_exit(NULL), -EINVAL);
 
-	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_now() + 1000 * MS, 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_in_ms(1000), 0), 0);
 	assert_int_equal(tmo_scope_enter(loop, &scope, TMO_NEVER, 0), -EBUSY); /* on the stack */
 	/* Exited but with work pending: still live, re-entering would wipe it. */
 	struct test_result pending = { 0 };
 	int fds[2];
 	test_pipe(fds);
 	tmo_prep_read(&pending.op, fds[0], &pending.res, 1, (uint64_t)-1);
-	assert_int_equal(tmo_scope_enter(loop, &other, tmo_now() + 1000 * MS, 0), 0);
+	assert_int_equal(tmo_scope_enter(loop, &other, tmo_in_ms(1000), 0), 0);
 	assert_int_equal(tmo_op_start(loop, &pending.op, TMO_NEVER, test_record), 0);
 	assert_int_equal(tmo_scope_exit(&other), 0);
 	assert_true(tmo_scope_busy(&other));
@@ -464,12 +465,12 @@ static void bad_input(void **state)
 	assert_int_equal(tmo_scope_shift(&scope, INT64_MAX), -EINVAL);
 	assert_int_equal(tmo_scope_shift(&scope, -INT64_MAX), -EINVAL);
 	assert_int_equal(tmo_scope_shift(NULL, 1), -EINVAL);
-	assert_int_equal(tmo_scope_reschedule(&scope, -2), -EINVAL);
+	assert_int_equal(tmo_scope_reschedule(&scope, tmo_at(-2)), -EINVAL);
 	assert_int_equal(tmo_scope_exit(&scope), 0);
 	assert_int_equal(tmo_scope_exit(&scope), -EALREADY); /* exited twice */
 	assert_false(tmo_scope_expired(NULL));
 	assert_false(tmo_scope_busy(NULL));
-	assert_int_equal(tmo_scope_deadline(NULL), TMO_NEVER);
+	assert_int_equal(tmo_deadline_ns(tmo_scope_deadline(NULL)), TMO_NEVER_NS);
 	assert_null(tmo_loop_current_scope(NULL));
 }
 

@@ -150,11 +150,18 @@ static void violation(long *counter, const char *format, ...)
 	print_message("\n");
 }
 
+/* The model keeps deadlines as int64_t nanoseconds, TMO_NEVER_NS for none, so that they
+ * compare directly; as_deadline() turns one into the API's type. */
+static tmo_deadline as_deadline(int64_t ns)
+{
+	return ns == TMO_NEVER_NS ? TMO_NEVER : tmo_at(ns);
+}
+
 static int64_t random_deadline(void)
 {
 	switch (rnd(6)) {
 	case 0:
-		return TMO_NEVER;
+		return TMO_NEVER_NS;
 	case 1:
 		return tmo_now() - 1; /* already passed */
 	case 2:
@@ -189,8 +196,9 @@ static int current_scope(void)
 static int64_t group_limit(int r)
 {
 	const struct group_rec *x = &g->groups[r];
+	int64_t own = tmo_deadline_ns(x->options.deadline);
 
-	return x->waiter_deadline < x->options.deadline ? x->waiter_deadline : x->options.deadline;
+	return x->waiter_deadline < own ? x->waiter_deadline : own;
 }
 
 static void actions(int budget);
@@ -456,7 +464,7 @@ static bool prep_random(struct stress_op *s)
 		tmo_prep_nop(&s->op);
 		break;
 	case K_SLEEP:
-		tmo_prep_sleep(&s->op, tmo_now() + rnd(15) * MS);
+		tmo_prep_sleep(&s->op, tmo_in_ns(rnd(15) * MS));
 		break;
 	case K_READ:
 		tmo_prep_read(&s->op, g->pipes[s->index][0], g->bufs[s->index], 1, (uint64_t)-1);
@@ -514,7 +522,7 @@ static void start_op(void)
 		return;
 	s->deadline = random_deadline();
 	s->cancel_requested = false;
-	int ret = tmo_op_start(&g->loop, &s->op, s->deadline, on_op);
+	int ret = tmo_op_start(&g->loop, &s->op, as_deadline(s->deadline), on_op);
 	if (ret) {
 		if (!expected_refusal(s, ret))
 			violation(&g->v.api, "tmo_op_start (kind %d) = %d", s->kind, ret);
@@ -532,7 +540,7 @@ static void add_member(int r)
 		return;
 	s->deadline = random_deadline();
 	s->cancel_requested = false;
-	int ret = tmo_group_add(&g->groups[r].group, &s->op, s->deadline);
+	int ret = tmo_group_add(&g->groups[r].group, &s->op, as_deadline(s->deadline));
 	if (ret) {
 		/* -EPIPE: sealed or finished meanwhile. */
 		if (ret != -EPIPE && !expected_refusal(s, ret))
@@ -560,11 +568,11 @@ static void init_group(void)
 		.policy = (enum tmo_group_policy)rnd(2),
 		.quorum = 1 + (uint32_t)rnd(3),
 		.max_running = rnd(3) ? 0 : 1 + (uint32_t)rnd(3),
-		.deadline = random_deadline(),
+		.deadline = as_deadline(random_deadline()),
 		.on_done = on_group_done,
 		.on_member = on_member,
 	};
-	x->waiter_deadline = TMO_NEVER;
+	x->waiter_deadline = TMO_NEVER_NS;
 	x->scope = current_scope();
 	int ret = tmo_group_init(&g->loop, &x->group, &x->options);
 	if (ret) {
@@ -585,7 +593,8 @@ static int enter_scope(void)
 	int r = g->n_scopes;
 	struct scope_rec *x = &g->scopes[r];
 	x->deadline = random_deadline();
-	int ret = tmo_scope_enter(&g->loop, &x->scope, x->deadline, rnd(4) ? 0 : TMO_SCOPE_SHIELD);
+	int ret = tmo_scope_enter(&g->loop, &x->scope, as_deadline(x->deadline),
+				  rnd(4) ? 0 : TMO_SCOPE_SHIELD);
 	if (ret) {
 		violation(&g->v.api, "tmo_scope_enter = %d", ret);
 		return -1;
@@ -621,7 +630,7 @@ static void shift_random(void)
 	case 0: {
 		int64_t delta = (rnd(3) - 1) * rnd(10) * MS;
 		ret = tmo_scope_shift(&x->scope, delta);
-		if (x->deadline == TMO_NEVER) {
+		if (x->deadline == TMO_NEVER_NS) {
 			if (ret != -EINVAL)
 				violation(&g->v.shift_result,
 					  "shift of scope %d without a deadline = %d", r, ret);
@@ -632,11 +641,11 @@ static void shift_random(void)
 	}
 	case 1:
 		when = tmo_now() + (rnd(4) - 1) * rnd(10) * MS;
-		ret = tmo_scope_shift_at(&x->scope, when);
+		ret = tmo_scope_shift_at(&x->scope, tmo_at(when));
 		break;
 	default:
-		when = rnd(4) ? tmo_now() + rnd(20) * MS : TMO_NEVER;
-		ret = tmo_scope_reschedule(&x->scope, when);
+		when = rnd(4) ? tmo_now() + rnd(20) * MS : TMO_NEVER_NS;
+		ret = tmo_scope_reschedule(&x->scope, as_deadline(when));
 		break;
 	}
 	if (ret == 0) {
@@ -823,7 +832,7 @@ static int run_loop_randomly(void)
 		/* ONCE waits for a callback: make sure one comes soon. The heartbeat joins the
 		 * current scope, so it may be cut early; a callback either way. */
 		if (!tmo_op_busy(&g->heartbeat)) {
-			tmo_prep_sleep(&g->heartbeat, tmo_now() + 3 * MS);
+			tmo_prep_sleep(&g->heartbeat, tmo_in_ms(3));
 			if (tmo_op_start(&g->loop, &g->heartbeat, TMO_NEVER, on_heartbeat) == 0)
 				g->heartbeat_starts++;
 		}
@@ -833,7 +842,7 @@ static int run_loop_randomly(void)
 		ret = tmo_loop_run(&g->loop, TMO_RUN_NOWAIT);
 		break;
 	default:
-		ret = tmo_loop_run_until(&g->loop, tmo_now() + rnd(5) * MS);
+		ret = tmo_loop_run_until(&g->loop, tmo_in_ns(rnd(5) * MS));
 		break;
 	}
 	g->in_run = false;
@@ -859,7 +868,7 @@ static void drain(void)
 		for (int i = 0; i < NOPS; i++)
 			test_write_all(g->pipes[i][1], "xxxx", 4);
 		g->in_run = true;
-		tmo_loop_run_until(&g->loop, tmo_now() + 20 * MS);
+		tmo_loop_run_until(&g->loop, tmo_in_ms(20));
 		g->in_run = false;
 		housekeeping();
 		bool left = tmo_loop_active(&g->loop) != 0;

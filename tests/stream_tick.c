@@ -269,7 +269,7 @@ static void smallest_interval_stops_cleanly(void **state)
 
 	ticker_start(loop, &k, TMO_NSEC_PER_USEC);
 	/* bounded: a tick the kernel never lets go would keep the loop running for ever */
-	int left = tmo_loop_run_until(loop, tmo_now() + 1000 * MS);
+	int left = tmo_loop_run_until(loop, tmo_in_ms(1000));
 	if (left != 0 || tmo_tick_busy(&k.tick))
 		fail_msg("1 s after the stop: %d active, tick busy %d, %d callbacks", left,
 			 tmo_tick_busy(&k.tick), k.calls);
@@ -280,7 +280,7 @@ static void smallest_interval_stops_cleanly(void **state)
 	assert_false(tmo_tick_busy(&k.tick));
 	/* stray expiries of the old request, if any, are not delivered */
 	struct test_result r = { 0 };
-	tmo_prep_sleep(&r.op, tmo_now() + 20 * MS);
+	tmo_prep_sleep(&r.op, tmo_in_ms(20));
 	assert_int_equal(tmo_op_start(loop, &r.op, TMO_NEVER, test_record), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(k.late_calls, 0);
@@ -306,7 +306,7 @@ static void largest_interval_waits_quietly(void **state)
 
 		assert_int_equal(tmo_loop_get_stats(loop, &before), 0);
 		ticker_start(loop, &k, intervals[i]);
-		assert_true(tmo_loop_run_until(loop, tmo_now() + U / 2) >= 1);
+		assert_true(tmo_loop_run_until(loop, tmo_in_ns(U / 2)) >= 1);
 		assert_int_equal(tmo_loop_get_stats(loop, &after), 0);
 		uint64_t enters = after.submit_calls - before.submit_calls;
 		if (enters > 50)
@@ -318,7 +318,7 @@ static void largest_interval_waits_quietly(void **state)
 		assert_true(tmo_tick_busy(&k.tick));
 		assert_int_equal(tmo_tick_stop(&k.tick), 0);
 		/* bounded: a tick the kernel never lets go would keep the loop running for ever */
-		int left = tmo_loop_run_until(loop, tmo_now() + 1000 * MS);
+		int left = tmo_loop_run_until(loop, tmo_in_ms(1000));
 		if (left != 0 || tmo_tick_busy(&k.tick))
 			fail_msg("1 s after the stop: %d active, tick busy %d", left,
 				 tmo_tick_busy(&k.tick));
@@ -384,7 +384,7 @@ static void stop_from_the_callback_then_restart(void **state)
 	assert_true(calls >= 1 && calls <= 2);
 	assert_on_grid(&k);
 	/* nothing more while the loop runs three more periods */
-	tmo_prep_sleep(&r.op, tmo_now() + 3 * U);
+	tmo_prep_sleep(&r.op, tmo_in_ns(3 * U));
 	assert_int_equal(tmo_op_start(loop, &r.op, TMO_NEVER, test_record), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(k.late_calls, 0);
@@ -417,7 +417,7 @@ static void stop_from_outside_the_loop(void **state)
 	assert_int_equal(tmo_tick_start(loop, &k.tick, U, on_tick), -EBUSY);
 	/* a running tick is active work */
 	assert_true(tmo_loop_active(loop) >= 1);
-	assert_true(tmo_loop_run_until(loop, k.t0 + 3 * U / 2) >= 1);
+	assert_true(tmo_loop_run_until(loop, tmo_at(k.t0 + 3 * U / 2)) >= 1);
 	assert_int_equal(k.calls, 1);
 	test_sleep_ms(3 * U / 4 / MS); /* past 2 U: its expiry waits for the loop */
 	assert_int_equal(tmo_tick_stop(&k.tick), 0);
@@ -425,7 +425,7 @@ static void stop_from_outside_the_loop(void **state)
 	assert_true(tmo_tick_busy(&k.tick)); /* the kernel still holds its request */
 	assert_int_equal(tmo_tick_start(loop, &k.tick, U, on_tick), -EBUSY);
 	/* bounded: a tick the kernel never lets go would keep the loop running for ever */
-	int left = tmo_loop_run_until(loop, tmo_now() + 1000 * MS);
+	int left = tmo_loop_run_until(loop, tmo_in_ms(1000));
 	if (left != 0 || tmo_tick_busy(&k.tick))
 		fail_msg("1 s after the stop: %d active, tick busy %d, %d callbacks", left,
 			 tmo_tick_busy(&k.tick), k.calls);
@@ -454,7 +454,7 @@ static void stop_before_the_loop_runs(void **state)
 	assert_int_equal(tmo_tick_stop(&k.tick), -EALREADY);
 	if (tmo_tick_busy(&k.tick))
 		assert_int_equal(tmo_tick_start(loop, &k.tick, U, on_tick), -EBUSY);
-	tmo_prep_sleep(&r.op, tmo_now() + 2 * U);
+	tmo_prep_sleep(&r.op, tmo_in_ns(2 * U));
 	assert_int_equal(tmo_op_start(loop, &r.op, TMO_NEVER, test_record), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(k.calls, 0);
@@ -475,7 +475,7 @@ static void stop_from_a_callback_longer_than_a_period(void **state)
 		struct ticker k = { .stop_at = 1, .busy_ms = 3 };
 
 		ticker_start(loop, &k, MS);
-		int left = tmo_loop_run_until(loop, tmo_now() + 1000 * MS);
+		int left = tmo_loop_run_until(loop, tmo_in_ms(1000));
 		if (left != 0 || tmo_tick_busy(&k.tick))
 			fail_msg("round %d: 1 s after the stop, %d active, tick busy %d (%d callbacks)",
 				 round, left, tmo_tick_busy(&k.tick), k.calls);
@@ -535,7 +535,7 @@ static void stop_while_the_loop_is_busy_every_turn(void **state)
 	tmo_prep_nop(&w.op);
 	assert_int_equal(tmo_op_start(loop, &w.op, TMO_NEVER, busy_turn), 0);
 	/* bounded: the work ends 600 ms after the stop, the tick's release then comes at once */
-	int left = tmo_loop_run_until(loop, k.t0 + 2000 * MS);
+	int left = tmo_loop_run_until(loop, tmo_at(k.t0 + 2000 * MS));
 	if (!w.stopped_at)
 		fail_msg("the tick never stopped (%d callbacks, %d turns)", k.calls, w.turns);
 	if (!w.released_at)
@@ -612,10 +612,11 @@ static void stop_racing_a_period(void **state)
 		int64_t interval = 5 * MS;
 
 		ticker_start(loop, &k, interval);
-		tmo_prep_sleep(&sp.op, k.t1 + 3 * interval + (round % 21 - 10) * 10 * TMO_NSEC_PER_USEC);
+		tmo_prep_sleep(&sp.op, tmo_at(k.t1 + 3 * interval +
+					      (round % 21 - 10) * 10 * TMO_NSEC_PER_USEC));
 		assert_int_equal(tmo_op_start(loop, &sp.op, TMO_NEVER, stop_tick_now), 0);
 		/* bounded: a tick the kernel never lets go would keep the loop running for ever */
-		int left = tmo_loop_run_until(loop, tmo_now() + 1000 * MS);
+		int left = tmo_loop_run_until(loop, tmo_in_ms(1000));
 		if (left != 0 || tmo_tick_busy(&k.tick))
 			fail_msg("round %d: 1 s after the stop, %d active, tick busy %d (%d callbacks)",
 				 round, left, tmo_tick_busy(&k.tick), k.calls);
@@ -660,7 +661,7 @@ static void one_tick_stops_another(void **state)
 		pr.a.t0 = pr.b.t0 = tmo_now();
 		assert_int_equal(tmo_tick_start(loop, &pr.a.tick, interval, on_tick_a), 0);
 		assert_int_equal(tmo_tick_start(loop, &pr.b.tick, interval, on_tick), 0);
-		int left = tmo_loop_run_until(loop, tmo_now() + 1000 * MS);
+		int left = tmo_loop_run_until(loop, tmo_in_ms(1000));
 		if (left != 0 || tmo_tick_busy(&pr.a.tick) || tmo_tick_busy(&pr.b.tick))
 			fail_msg("round %d: 1 s after the stops, %d active, ticks busy %d %d", round,
 				 left, tmo_tick_busy(&pr.a.tick), tmo_tick_busy(&pr.b.tick));
@@ -698,7 +699,7 @@ static void loop_close_waits_for_the_tick(void **state)
 
 	ticker_start(loop, &k, U);
 	assert_int_equal(tmo_loop_close(loop), -EBUSY);
-	assert_true(tmo_loop_run_until(loop, k.t0 + 3 * U / 2) >= 1);
+	assert_true(tmo_loop_run_until(loop, tmo_at(k.t0 + 3 * U / 2)) >= 1);
 	assert_int_equal(k.calls, 1);
 	assert_int_equal(tmo_loop_close(loop), -EBUSY);
 	assert_int_equal(tmo_tick_stop(&k.tick), 0);
@@ -784,7 +785,7 @@ static void refreshes_while_a_read_is_pending(void **state)
 	d.fd = fds[1];
 	d.at = k.t0 + 7 * U / 2;
 	tmo_prep_read(&lr.r.op, fds[0], buf, sizeof(buf), (uint64_t)-1);
-	assert_int_equal(tmo_op_start(loop, &lr.r.op, k.t0 + 10 * U, long_read_done), 0);
+	assert_int_equal(tmo_op_start(loop, &lr.r.op, tmo_at(k.t0 + 10 * U), long_read_done), 0);
 	assert_int_equal(pthread_create(&thread, NULL, write_late, &d), 0);
 	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 	assert_int_equal(pthread_join(thread, NULL), 0);

@@ -226,9 +226,9 @@ static void peer_init(struct peer *p, int fd, uint8_t *buf, size_t cap)
 	p->buf = buf;
 	p->cap = cap;
 	p->first_at = tmo_now();
-	p->fast_at = TMO_NEVER;
-	p->stop_at = TMO_NEVER;
-	atomic_init(&p->quit_at, TMO_NEVER);
+	p->fast_at = TMO_NEVER_NS;
+	p->stop_at = TMO_NEVER_NS;
+	atomic_init(&p->quit_at, TMO_NEVER_NS);
 }
 
 static void peer_run(struct peer *p)
@@ -328,7 +328,7 @@ static void large_buffer_over_socketpair_arrives_intact(void **state)
 	/* every limit, all generous: none may cut a fast peer */
 	struct tmo_stream_limits limits = {
 		.gap_ns = 5000 * MS,
-		.deadline = tmo_now() + 60000 * MS,
+		.deadline = tmo_in_ms(60000),
 		.min_rate = 1024,
 		.rate_window_ns = 2 * U,
 	};
@@ -392,7 +392,7 @@ static void loop_reader_next(struct loop_reader *lr)
 
 	tmo_prep_read(&lr->op, lr->fd, lr->buf + lr->got, (uint32_t)(n < 65536 ? n : 65536),
 		      (uint64_t)-1);
-	int ret = tmo_op_start(lr->loop, &lr->op, tmo_now() + 5000 * MS, loop_reader_done);
+	int ret = tmo_op_start(lr->loop, &lr->op, tmo_in_ms(5000), loop_reader_done);
 	if (ret)
 		lr->err = ret;
 }
@@ -681,7 +681,7 @@ static void loop_thread_stall_loses_nothing(void **state)
 		peer_run(&p);
 		assert_int_equal(tmo_writer_init(&t.w, loop, c.w, &limits), 0);
 		assert_int_equal(tmo_writer_write(&t.w, src, len, on_written), 0);
-		tmo_prep_sleep(&st.op, start + U / 2);
+		tmo_prep_sleep(&st.op, tmo_at(start + U / 2));
 		assert_int_equal(tmo_op_start(loop, &st.op, TMO_NEVER, stall_now), 0);
 		assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 		test_sleep_ms(50); /* the peer drains what is left */
@@ -952,7 +952,7 @@ static void deadline_cuts_a_slow_steady_peer(void **state)
 
 	chan_open(&c, true, true);
 	int64_t start = tmo_now();
-	struct tmo_stream_limits limits = { .gap_ns = U, .deadline = start + 3 * U };
+	struct tmo_stream_limits limits = { .gap_ns = U, .deadline = tmo_at(start + 3 * U) };
 	peer_init(&p, c.r, dst, len);
 	p.period = U / 2;
 	p.first_at = start + U / 2;
@@ -966,7 +966,7 @@ static void deadline_cuts_a_slow_steady_peer(void **state)
 	assert_int_equal(t.limit, TMO_LIMIT_DEADLINE);
 	assert_true(t.written > 0);
 	assert_true(t.written < len);
-	assert_on_time(t.seen_at, limits.deadline);
+	assert_on_time(t.seen_at, start + 3 * U);
 	assert_peer_got_exactly(&p, &t, src);
 	chan_close(&c);
 	free(src);
@@ -983,7 +983,7 @@ static void enclosing_scope_cuts_with_limit_scope(void **state)
 	size_t len = 4 * MB;
 	uint8_t *src = pattern(len, 9), *dst = calloc(1, len);
 	/* the writer's own limits are all later than the scope's deadline */
-	struct tmo_stream_limits limits = { .gap_ns = U, .deadline = tmo_now() + 10 * U };
+	struct tmo_stream_limits limits = { .gap_ns = U, .deadline = tmo_in_ns(10 * U) };
 
 	chan_open(&c, false, true);
 	int64_t start = tmo_now();
@@ -1002,7 +1002,7 @@ static void enclosing_scope_cuts_with_limit_scope(void **state)
 	assert_int_equal(t.limit, TMO_LIMIT_SCOPE);
 	assert_true(t.written > 0);
 	assert_true(t.written < len);
-	assert_on_time(t.seen_at, tmo_scope_deadline(&scope));
+	assert_on_time(t.seen_at, tmo_deadline_ns(tmo_scope_deadline(&scope)));
 	assert_true(tmo_scope_expired(&scope));
 	assert_false(tmo_scope_busy(&scope));
 	assert_peer_got_exactly(&p, &t, src);
@@ -1022,7 +1022,7 @@ static void limits_already_passed(void **state)
 	char bytes[100] = { 0 };
 
 	chan_open(&c, true, false);
-	struct tmo_stream_limits limits = { .deadline = tmo_now() - 1 };
+	struct tmo_stream_limits limits = { .deadline = tmo_at(tmo_now() - 1) };
 	assert_int_equal(tmo_writer_init(&t.w, loop, c.w, &limits), 0);
 	assert_int_equal(tmo_writer_write(&t.w, bytes, sizeof(bytes), on_written), 0);
 	assert_int_equal(t.calls, 0);
@@ -1087,10 +1087,11 @@ static void scope_moved_while_the_writer_waits(void **state)
 		chan_open(&c, later, true);
 		assert_int_equal(tmo_writer_init(&t.w, loop, c.w, NULL), 0);
 		int64_t start = tmo_now();
-		tmo_prep_sleep(&sh.op, start + U);
+		tmo_prep_sleep(&sh.op, tmo_at(start + U));
 		assert_int_equal(tmo_op_start(loop, &sh.op, TMO_NEVER, shift_now), 0);
 		/* entered while the loop runs: only an entered scope can be moved */
-		assert_int_equal(tmo_scope_enter(loop, &scope, start + (later ? 2 : 4) * U, 0), 0);
+		int64_t scope_at = start + (later ? 2 : 4) * U;
+		assert_int_equal(tmo_scope_enter(loop, &scope, tmo_at(scope_at), 0), 0);
 		assert_int_equal(tmo_writer_write(&t.w, src, len, on_written), 0);
 		assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
 		assert_int_equal(tmo_scope_exit(&scope), 0);
@@ -1098,8 +1099,9 @@ static void scope_moved_while_the_writer_waits(void **state)
 		assert_int_equal(t.calls, 1);
 		assert_int_equal(t.res, -ETIME);
 		assert_int_equal(t.limit, TMO_LIMIT_SCOPE);
-		assert_int_equal(tmo_scope_deadline(&scope), start + (later ? 4 : 2) * U);
-		assert_on_time(t.seen_at, tmo_scope_deadline(&scope));
+		assert_int_equal(tmo_deadline_ns(tmo_scope_deadline(&scope)),
+				 start + (later ? 4 : 2) * U);
+		assert_on_time(t.seen_at, tmo_deadline_ns(tmo_scope_deadline(&scope)));
 		assert_true(tmo_scope_expired(&scope));
 		assert_int_equal(test_readable(c.r), (int)t.written);
 		chan_close(&c);
@@ -1152,7 +1154,7 @@ static void callback_runs_in_the_writes_scope(void **state)
 	assert_int_equal(sc.t.calls, 2);
 	assert_int_equal(sc.t.res, -ETIME);
 	assert_int_equal(sc.t.limit, TMO_LIMIT_SCOPE);
-	assert_on_time(sc.t.seen_at, tmo_scope_deadline(&scope));
+	assert_on_time(sc.t.seen_at, tmo_deadline_ns(tmo_scope_deadline(&scope)));
 	assert_int_equal(test_readable(c.r), (int)(100 + sc.t.written));
 	chan_close(&c);
 	free(src);
@@ -1204,7 +1206,7 @@ static void cancel_mid_write(void **state)
 		assert_int_equal(tmo_writer_cancel(&t.w), -ENOENT); /* nothing in progress */
 		assert_int_equal(tmo_writer_write(&t.w, src, len, on_written), 0);
 		if (sock) {
-			assert_true(tmo_loop_run_until(loop, start + U) > 0);
+			assert_true(tmo_loop_run_until(loop, tmo_at(start + U)) > 0);
 			assert_int_equal(t.calls, 0);
 			assert_int_equal(tmo_writer_write(&t.w, src, len, on_written), -EBUSY);
 			assert_int_equal(tmo_writer_set_limits(&t.w, &limits), -EBUSY);
@@ -1214,7 +1216,7 @@ static void cancel_mid_write(void **state)
 			k.calls_seen = t.calls;
 			k.busy = tmo_writer_busy(&t.w);
 		} else {
-			tmo_prep_sleep(&k.op, start + U);
+			tmo_prep_sleep(&k.op, tmo_at(start + U));
 			assert_int_equal(tmo_op_start(loop, &k.op, TMO_NEVER, cancel_now), 0);
 		}
 		assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
@@ -1411,7 +1413,7 @@ static void bad_input_is_refused(void **state)
 	close(file);
 	const struct tmo_stream_limits bad[] = {
 		{ .gap_ns = -1 },
-		{ .deadline = -1 },
+		{ .deadline = tmo_at(-1) },
 		{ .rate_window_ns = -1 },
 		{ .gap_ns = INT64_MIN },
 	};

@@ -197,7 +197,7 @@ static int waiter_start(struct waiter *w, int64_t deadline, tmo_op_cb cb)
 	struct readers *r = w->r;
 
 	tmo_prep_read(&w->op, r->pipes[2 * (w->index / READS_PER_PIPE)], &w->byte, 1, 0);
-	return tmo_op_start(&r->loop, &w->op, deadline, cb);
+	return tmo_op_start(&r->loop, &w->op, tmo_at(deadline), cb);
 }
 
 /* ---- W2 ----------------------------------------------------------------------------------- */

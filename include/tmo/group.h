@@ -15,7 +15,10 @@
  * the group) or left running (TMO_GROUP_LEAVE_PENDING, asyncio.wait: they stay in the pending
  * set and move to the done set when they complete, no longer bound by the group's deadline;
  * members still waiting for a slot start as slots free up). Each member's completion is reported, in
- * completion order, to on_member (as_completed).
+ * completion order, to on_member (as_completed). When the group cuts its pending members, on_done
+ * comes after the on_member of every member it cut (as asyncio.gather's result comes after its
+ * cancelled children), so on_done sees every result of those; members left running
+ * (TMO_GROUP_LEAVE_PENDING) are not waited for.
  *
  * Outcomes of members: success is res >= 0; anything else (an error, -ETIME, -ECANCELED) is a
  * failure.
@@ -63,6 +66,13 @@ enum tmo_group_reason {
 	TMO_GROUP_CANCELLED,     /* tmo_group_cancel(), or the op waiting for it was cancelled */
 };
 
+/* Names for logs; "unknown" out of range, never NULL. Reasons: "running", "met",
+ * "unreachable", "timed_out", "cancelled". Modes: "all", "first_done", "first_success",
+ * "first_error", "quorum". Policies: "cancel_pending", "leave_pending". */
+TMO_API const char *tmo_group_reason_name(enum tmo_group_reason reason);
+TMO_API const char *tmo_group_mode_name(enum tmo_group_mode mode);
+TMO_API const char *tmo_group_policy_name(enum tmo_group_policy policy);
+
 /* Fires once when the group finishes. res: 0 when the condition was met (ALL: whatever the
  * members' results; FIRST_DONE and FIRST_ERROR: that member's result), the first failure's
  * result when it became unreachable (-ENOENT if no member failed: sealed with no member),
@@ -77,7 +87,7 @@ struct tmo_group_options {
 	enum tmo_group_policy policy;
 	uint32_t quorum;          /* TMO_GROUP_QUORUM: successes needed (>= 1) */
 	uint32_t max_running;     /* concurrency limit; 0: none */
-	int64_t deadline;         /* absolute; TMO_NEVER (0 is "already passed") */
+	tmo_deadline deadline;    /* the group's own deadline; zero-initialised: TMO_NEVER */
 	tmo_group_done_cb on_done;
 	tmo_group_member_cb on_member; /* optional */
 	void *data;               /* copied to group->data */
@@ -120,7 +130,7 @@ TMO_API int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
  * group that already has one), -EPIPE (the group is sealed or finished), or tmo_op_start()'s
  * error.
  */
-TMO_API int tmo_group_add(struct tmo_group *group, struct tmo_op *op, int64_t deadline);
+TMO_API int tmo_group_add(struct tmo_group *group, struct tmo_op *op, tmo_deadline deadline);
 
 /* No more members: lets ALL, FIRST_ERROR, FIRST_SUCCESS and QUORUM finish once every member is
  * done. An empty sealed group finishes at once (from the loop). Returns 0, -EINVAL, or
@@ -159,7 +169,7 @@ TMO_API int tmo_group_close(struct tmo_group *group);
  * the group is cancelled with -ETIME, pending members per its policy) or add it to another
  * group as a member. Cancelling the op cancels the group.
  */
-TMO_API void tmo_prep_group(struct tmo_op *op, struct tmo_group *group);
+TMO_API int tmo_prep_group(struct tmo_op *op, struct tmo_group *group);
 
 TMO_END_DECLS
 

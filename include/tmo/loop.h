@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "common.h"
 
 TMO_BEGIN_DECLS
@@ -129,6 +130,9 @@ enum tmo_stall_source {
 	TMO_STALL_JOB,      /* a pool job's completion or release callback */
 };
 
+/* "op", "tick", "group", "job"; "unknown" out of range. Never NULL. */
+TMO_API const char *tmo_stall_source_name(enum tmo_stall_source source);
+
 /*
  * A callback that ran longer than the loop's stall threshold: while it ran, the loop could
  * neither run other callbacks nor see deadlines pass.
@@ -209,7 +213,7 @@ TMO_API int tmo_loop_run(struct tmo_loop *loop, enum tmo_run_mode mode);
  * waiting. Returns the number of operations still active, or a negative errno (as above, plus
  * -EINVAL for a negative deadline).
  */
-TMO_API int tmo_loop_run_until(struct tmo_loop *loop, int64_t deadline);
+TMO_API int tmo_loop_run_until(struct tmo_loop *loop, tmo_deadline deadline);
 
 /*
  * Hands every prepared request to the kernel now. tmo_op_start() only queues a request; the

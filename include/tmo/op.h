@@ -40,6 +40,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "common.h"
 
 TMO_BEGIN_DECLS
@@ -160,51 +161,54 @@ struct tmo_op {
 
 /*
  * Preparation. Each tmo_prep_* call (re)initialises every private field of `op` for one kind
- * of request and leaves `data` alone. It must not be called on an op that is active
- * (tmo_op_busy() true). Pointers passed in (buffers, addresses, paths) must stay valid until
- * the op is released (normally: until its callback fires).
+ * of request and leaves `data` alone. Each returns 0, -EINVAL (NULL op, or an invalid
+ * wake_at), or -EBUSY if the op is active (tmo_op_busy() true): an active op is refused and
+ * left untouched, still running. As every tmo struct, an op must be zero-initialised before its
+ * first preparation (`struct tmo_op op = { 0 };`, calloc, a zeroed enclosing struct): stack
+ * garbage may look active and be refused. Pointers passed in (buffers, addresses, paths) must stay
+ * valid until the op is released (normally: until its callback fires).
  */
 
 /* A request that does nothing and completes at once with 0. */
-TMO_API void tmo_prep_nop(struct tmo_op *op);
+TMO_API int tmo_prep_nop(struct tmo_op *op);
 
 /*
  * Sleeps until `wake_at` (absolute). Completes with 0 at wake_at, or -ETIME if the op's
  * deadline comes first. wake_at in the past completes at once with 0 (unless the deadline has
  * passed too: then, as for every op, -ETIME without starting).
  */
-TMO_API void tmo_prep_sleep(struct tmo_op *op, int64_t wake_at);
+TMO_API int tmo_prep_sleep(struct tmo_op *op, tmo_deadline wake_at);
 
 /* read(2) / pread(2): offset (uint64_t)-1 means "current file position". */
-TMO_API void tmo_prep_read(struct tmo_op *op, int fd, void *buf, uint32_t len, uint64_t offset);
+TMO_API int tmo_prep_read(struct tmo_op *op, int fd, void *buf, uint32_t len, uint64_t offset);
 
 /* write(2) / pwrite(2): offset (uint64_t)-1 means "current file position". */
-TMO_API void tmo_prep_write(struct tmo_op *op, int fd, const void *buf, uint32_t len,
+TMO_API int tmo_prep_write(struct tmo_op *op, int fd, const void *buf, uint32_t len,
 			    uint64_t offset);
 
 /* recv(2) with msg_flags (MSG_WAITALL, MSG_PEEK, ...). */
-TMO_API void tmo_prep_recv(struct tmo_op *op, int fd, void *buf, uint32_t len, int msg_flags);
+TMO_API int tmo_prep_recv(struct tmo_op *op, int fd, void *buf, uint32_t len, int msg_flags);
 
 /* send(2) with msg_flags (MSG_NOSIGNAL is added: a closed peer gives -EPIPE, not SIGPIPE). */
-TMO_API void tmo_prep_send(struct tmo_op *op, int fd, const void *buf, uint32_t len,
+TMO_API int tmo_prep_send(struct tmo_op *op, int fd, const void *buf, uint32_t len,
 			   int msg_flags);
 
 /* accept4(2): addr and addrlen may be NULL; flags as accept4 (SOCK_CLOEXEC, ...). Result: fd. */
-TMO_API void tmo_prep_accept(struct tmo_op *op, int fd, struct sockaddr *addr,
+TMO_API int tmo_prep_accept(struct tmo_op *op, int fd, struct sockaddr *addr,
 			     socklen_t *addrlen, int flags);
 
 /* connect(2). */
-TMO_API void tmo_prep_connect(struct tmo_op *op, int fd, const struct sockaddr *addr,
+TMO_API int tmo_prep_connect(struct tmo_op *op, int fd, const struct sockaddr *addr,
 			      socklen_t addrlen);
 
 /* Waits until fd is ready for `events` (POLLIN, POLLOUT, ...). Result: the revents mask. */
-TMO_API void tmo_prep_poll(struct tmo_op *op, int fd, uint32_t events);
+TMO_API int tmo_prep_poll(struct tmo_op *op, int fd, uint32_t events);
 
 /*
  * openat(2). Opening a FIFO blocks in the kernel until the other end opens, where no linked
  * timeout reaches, so this op always has TMO_OP_BLOCKING. Result: the new fd.
  */
-TMO_API void tmo_prep_openat(struct tmo_op *op, int dirfd, const char *path, int flags,
+TMO_API int tmo_prep_openat(struct tmo_op *op, int dirfd, const char *path, int flags,
 			     mode_t mode);
 
 /* Sets TMO_OP_* flags on a prepared, inactive op. Returns 0, -EINVAL (unknown flag or NULL),
@@ -229,7 +233,7 @@ TMO_API int tmo_op_set_release(struct tmo_op *op, tmo_op_release_cb release);
  *            tmo_prep_group(): another op already waits for that group;
  *   -ENOTSUP the kernel lacks the opcode.
  */
-TMO_API int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline,
+TMO_API int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, tmo_deadline deadline,
 			 tmo_op_cb cb);
 
 /*
@@ -256,7 +260,7 @@ TMO_API bool tmo_op_busy(const struct tmo_op *op);
 
 /* The op's absolute deadline as given to tmo_op_start(), while it is active (TMO_NEVER if it
  * has none, or is not active: never started, or released, as inside its own callback). */
-TMO_API int64_t tmo_op_deadline(const struct tmo_op *op);
+TMO_API tmo_deadline tmo_op_deadline(const struct tmo_op *op);
 
 /* The result of the op's last completion (0 before any). */
 TMO_API int32_t tmo_op_result(const struct tmo_op *op);
@@ -274,6 +278,8 @@ TMO_API enum tmo_cause tmo_op_cause(const struct tmo_op *op);
 /* The scope or group named by the cause (NULL otherwise). Valid while that object is. */
 TMO_API struct tmo_scope *tmo_op_cause_scope(const struct tmo_op *op);
 TMO_API struct tmo_group *tmo_op_cause_group(const struct tmo_op *op);
+/* "none", "own", "scope", "group", "cancel"; "unknown" out of range. Never NULL. */
+TMO_API const char *tmo_cause_name(enum tmo_cause cause);
 
 TMO_END_DECLS
 

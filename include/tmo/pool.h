@@ -92,6 +92,9 @@ enum tmo_overrun {
 	TMO_OVERRUN_KILL = 2,
 };
 
+/* "abandon", "interrupt", "kill"; "unknown" out of range. Never NULL. */
+TMO_API const char *tmo_overrun_name(enum tmo_overrun overrun);
+
 /* How workers wake the loop (struct tmo_pool_options.wake). */
 enum tmo_pool_wake {
 	TMO_POOL_WAKE_AUTO = 0,    /* futex where the kernel has IORING_OP_FUTEX_WAIT, else eventfd */
@@ -226,10 +229,11 @@ TMO_API int tmo_pool_get_stats(const struct tmo_pool *pool, struct tmo_pool_stat
  * Preparation: tmo_job_prep sets the function; tmo_job_prep_syscall makes the job one system
  * call, syscall(nr, args[0..5]), whose result is its return value or -errno. Either resets the
  * job's overrun level (abandon), flags, buffers and release callback, and leaves `data` alone.
- * Not on a busy job.
+ * Returns 0, -EINVAL (NULL job or fn), or -EBUSY for a busy job (tmo_job_busy() true), which
+ * is refused and left untouched.
  */
-TMO_API void tmo_job_prep(struct tmo_job *job, tmo_job_fn fn);
-TMO_API void tmo_job_prep_syscall(struct tmo_job *job, long nr, const long args[6]);
+TMO_API int tmo_job_prep(struct tmo_job *job, tmo_job_fn fn);
+TMO_API int tmo_job_prep_syscall(struct tmo_job *job, long nr, const long args[6]);
 
 /* Sets the overrun level of a prepared, idle job. Returns 0, -EINVAL (unknown level, NULL),
  * -EBUSY (job busy). */
@@ -266,7 +270,7 @@ TMO_API int tmo_job_set_io(struct tmo_job *job, const void *in, size_t in_len, v
  * The job counts as active work of the loop (tmo_loop_active) until it is released, so
  * tmo_loop_run(TMO_RUN_DEFAULT) returns only after abandoned functions have returned too.
  */
-TMO_API int tmo_job_start(struct tmo_pool *pool, struct tmo_job *job, int64_t deadline,
+TMO_API int tmo_job_start(struct tmo_pool *pool, struct tmo_job *job, tmo_deadline deadline,
 			  tmo_job_cb cb);
 
 /*
@@ -282,7 +286,7 @@ TMO_API int tmo_job_cancel(struct tmo_job *job);
 TMO_API bool tmo_job_busy(const struct tmo_job *job);
 
 /* For the job function: the job's absolute deadline (TMO_NEVER if none). */
-TMO_API int64_t tmo_job_deadline(const struct tmo_job *job);
+TMO_API tmo_deadline tmo_job_deadline(const struct tmo_job *job);
 
 /* For the job function: true once the deadline has passed or the job was cancelled (or its
  * pool shut down). A long computation polls this and stops itself. */

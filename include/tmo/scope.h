@@ -52,7 +52,7 @@ struct tmo_scope {
  * no longer busy. Returns 0, or -EINVAL (NULL, a negative deadline, unknown flags), -EBUSY (the
  * scope is entered, or exited with work still pending in it).
  */
-TMO_API int tmo_scope_enter(struct tmo_loop *loop, struct tmo_scope *scope, int64_t deadline,
+TMO_API int tmo_scope_enter(struct tmo_loop *loop, struct tmo_scope *scope, tmo_deadline deadline,
 			    unsigned flags);
 
 /* As tmo_scope_enter with a deadline `timeout_ns` from now, computed at entry (-EINVAL if
@@ -68,9 +68,9 @@ TMO_API int tmo_scope_enter_after(struct tmo_loop *loop, struct tmo_scope *scope
 TMO_API int tmo_scope_exit(struct tmo_scope *scope);
 
 /* The scope's own deadline (TMO_NEVER if none). */
-TMO_API int64_t tmo_scope_deadline(const struct tmo_scope *scope);
+TMO_API tmo_deadline tmo_scope_deadline(const struct tmo_scope *scope);
 /* The deadline its operations get: the earliest of its own and its enclosing scopes'. */
-TMO_API int64_t tmo_scope_effective_deadline(const struct tmo_scope *scope);
+TMO_API tmo_deadline tmo_scope_effective_deadline(const struct tmo_scope *scope);
 /* Nanoseconds until its own deadline: 0 if passed, TMO_NEVER if none. */
 TMO_API int64_t tmo_scope_remaining(const struct tmo_scope *scope);
 /* Nanoseconds since it was entered. */
@@ -94,8 +94,8 @@ TMO_API bool tmo_scope_busy(const struct tmo_scope *scope);
  * A deadline moved to now or earlier expires the scope at the loop's next iteration.
  */
 TMO_API int tmo_scope_shift(struct tmo_scope *scope, int64_t delta_ns);
-TMO_API int tmo_scope_shift_at(struct tmo_scope *scope, int64_t when);
-TMO_API int tmo_scope_reschedule(struct tmo_scope *scope, int64_t when);
+TMO_API int tmo_scope_shift_at(struct tmo_scope *scope, tmo_deadline when);
+TMO_API int tmo_scope_reschedule(struct tmo_scope *scope, tmo_deadline when);
 
 /* The loop's current scope (NULL outside any). */
 TMO_API struct tmo_scope *tmo_loop_current_scope(const struct tmo_loop *loop);

@@ -71,10 +71,13 @@ enum tmo_limit {
 	TMO_LIMIT_SCOPE,    /* an enclosing scope's (or group's) deadline */
 };
 
+/* "none", "gap", "deadline", "rate", "scope"; "unknown" out of range. Never NULL. */
+TMO_API const char *tmo_limit_name(enum tmo_limit limit);
+
 /* The limits of a stream. Zero-initialised means no limit at all. */
 struct tmo_stream_limits {
 	int64_t gap_ns;         /* longest wait for the next progress; 0: none */
-	int64_t deadline;       /* absolute end of the stream; 0 or TMO_NEVER: none */
+	tmo_deadline deadline;  /* end of the stream; zero-initialised: TMO_NEVER */
 	uint64_t min_rate;      /* bytes per second; 0: none */
 	int64_t rate_window_ns; /* window for min_rate; 0: one second */
 };
@@ -114,6 +117,9 @@ enum tmo_reader_event_kind {
 	TMO_READER_TIMEOUT,  /* the gap limit passed (TMO_GAP_MARK); the stream goes on */
 	TMO_READER_END,      /* the stream is over; the last event */
 };
+
+/* "data", "timeout", "end"; "unknown" out of range. Never NULL. */
+TMO_API const char *tmo_reader_event_name(enum tmo_reader_event_kind kind);
 
 struct tmo_reader_event {
 	enum tmo_reader_event_kind kind;
@@ -171,6 +177,7 @@ struct tmo_reader {
 	int64_t _armed_at;   /* deadline of the read in flight */
 	uint64_t _total;
 	struct tmo__rate_window _rate;
+	bool *_ended_in_cb;  /* while a DATA or TIMEOUT callback runs: set when END is delivered */
 };
 
 /*
@@ -220,8 +227,11 @@ TMO_API int tmo_reader_pause(struct tmo_reader *reader);
 TMO_API int tmo_reader_resume(struct tmo_reader *reader);
 
 /*
- * Ends the stream: TMO_READER_END with -ECANCELED follows (from the loop; after the callback
- * returns if called from one), carrying every byte received and not yet delivered. A read in
+ * Ends the stream: TMO_READER_END with -ECANCELED follows, carrying every byte received and
+ * not yet delivered. Called from this reader's own DATA or TIMEOUT callback, END is delivered
+ * before tmo_reader_stop() returns (a nested callback): the reader is idle when it returns and
+ * may be freed or started again right there. Called from anywhere else, END comes later from
+ * the loop, and the reader must stay allocated until it has (tmo_reader_busy()). A read in
  * flight that had already got bytes is not lost either: they are in that END. An end the reader
  * met and had not delivered yet (end of file, an error, a limit: while paused, or racing the
  * stop) gives way to the stop. Returns 0,
@@ -232,6 +242,9 @@ TMO_API int tmo_reader_stop(struct tmo_reader *reader);
 /* True from tmo_reader_start() until its TMO_READER_END callback is called. While true the
  * reader and its buffer must not be freed. */
 TMO_API bool tmo_reader_busy(const struct tmo_reader *reader);
+
+/* True while the reader is started and paused (tmo_reader_pause() without a resume yet). */
+TMO_API bool tmo_reader_paused(const struct tmo_reader *reader);
 
 /* Bytes received since the last start. */
 TMO_API uint64_t tmo_reader_total(const struct tmo_reader *reader);

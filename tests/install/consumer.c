@@ -13,7 +13,7 @@ static void on_nop(struct tmo_op *op, int32_t res)
 int main(void)
 {
 	struct tmo_loop loop;
-	struct tmo_op op;
+	struct tmo_op op = { 0 };
 	char msg[256];
 	int ret = tmo_loop_init(&loop, NULL);
 
@@ -23,7 +23,7 @@ int main(void)
 		return 1;
 	}
 	tmo_prep_nop(&op);
-	ret = tmo_op_start(&loop, &op, tmo_deadline_in_sec(1.0), on_nop);
+	ret = tmo_op_start(&loop, &op, tmo_in_sec(1.0), on_nop);
 	if (!ret)
 		ret = tmo_loop_run(&loop, TMO_RUN_DEFAULT);
 	tmo_loop_close(&loop);
