@@ -389,7 +389,7 @@ int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
 {
 	if (!loop || !loop->_state || !group || !options || !options->on_done)
 		return -EINVAL;
-	int64_t deadline = tmo_deadline_ns(options->deadline);
+	int64_t deadline = tmo__deadline_in(options->deadline);
 	if ((unsigned)options->mode > TMO_GROUP_QUORUM ||
 	    (unsigned)options->policy > TMO_GROUP_LEAVE_PENDING || deadline < 0 ||
 	    (options->mode == TMO_GROUP_QUORUM && !options->quorum))
@@ -419,7 +419,7 @@ int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
 
 int tmo_group_add(struct tmo_group *group, struct tmo_op *op, tmo_deadline member_deadline)
 {
-	int64_t deadline = tmo_deadline_ns(member_deadline);
+	int64_t deadline = tmo__deadline_in(member_deadline);
 
 	if (deadline < 0)
 		return -EINVAL;

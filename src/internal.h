@@ -63,6 +63,13 @@ static inline uint64_t tmo__user_data(const struct tmo_op *op, unsigned tag)
 }
 
 /* An absolute time or a duration in nanoseconds as the kernel's timespec. */
+/* A public deadline as the engine keeps it: TMO_NEVER_NS for none, negative (-EINVAL) for an
+ * invalid one. tmo_deadline_ns() without the call: it is on every start's path. */
+static inline int64_t tmo__deadline_in(tmo_deadline deadline)
+{
+	return deadline._ns == 0 ? TMO_NEVER_NS : deadline._ns;
+}
+
 /* A time the engine keeps (TMO_NEVER_NS for none) as the public deadline type. */
 static inline tmo_deadline tmo__deadline_out(int64_t ns)
 {

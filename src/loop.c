@@ -490,7 +490,7 @@ int tmo_loop_run(struct tmo_loop *loop, enum tmo_run_mode mode)
 
 int tmo_loop_run_until(struct tmo_loop *loop, tmo_deadline until)
 {
-	int64_t deadline = tmo_deadline_ns(until);
+	int64_t deadline = tmo__deadline_in(until);
 
 	if (deadline < 0)
 		return -EINVAL;

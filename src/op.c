@@ -97,7 +97,7 @@ int tmo_prep_nop(struct tmo_op *op)
 
 int tmo_prep_sleep(struct tmo_op *op, tmo_deadline wake_at)
 {
-	int64_t when = tmo_deadline_ns(wake_at);
+	int64_t when = tmo__deadline_in(wake_at);
 
 	if (when < 0)
 		return -EINVAL;
@@ -532,7 +532,7 @@ int tmo_op_start(struct tmo_loop *loop, struct tmo_op *op, tmo_deadline deadline
 	struct tmo_scope *scope = loop && loop->_state ? tmo__state(loop)->current_scope : NULL;
 
 	/* An invalid deadline is negative: tmo__op_start_in refuses it with -EINVAL. */
-	return tmo__op_start_in(loop, op, tmo_deadline_ns(deadline), cb, scope ? &scope->_c : NULL);
+	return tmo__op_start_in(loop, op, tmo__deadline_in(deadline), cb, scope ? &scope->_c : NULL);
 }
 
 /* Takes a parked group member off its group's waiting list (group.c keeps the counts). */

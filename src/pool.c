@@ -1125,7 +1125,7 @@ int tmo_job_set_io(struct tmo_job *job, const void *in, size_t in_len, void *out
 
 int tmo_job_start(struct tmo_pool *pool, struct tmo_job *job, tmo_deadline until, tmo_job_cb cb)
 {
-	int64_t deadline = tmo_deadline_ns(until);
+	int64_t deadline = tmo__deadline_in(until);
 
 	if (!pool || !pool->_state || !job || !cb || deadline < 0)
 		return -EINVAL;

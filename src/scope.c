@@ -24,7 +24,7 @@ bool tmo_scope_busy(const struct tmo_scope *scope)
 int tmo_scope_enter(struct tmo_loop *loop, struct tmo_scope *scope, tmo_deadline until,
 		    unsigned flags)
 {
-	int64_t deadline = tmo_deadline_ns(until);
+	int64_t deadline = tmo__deadline_in(until);
 
 	if (!loop || !loop->_state || !scope || deadline < 0 || (flags & ~(unsigned)TMO_SCOPE_SHIELD))
 		return -EINVAL;
@@ -174,12 +174,12 @@ int tmo_scope_shift_at(struct tmo_scope *scope, tmo_deadline when)
 {
 	if (tmo_deadline_is_never(when))
 		return -EINVAL;
-	return move_deadline(scope, tmo_deadline_ns(when));
+	return move_deadline(scope, tmo__deadline_in(when));
 }
 
 int tmo_scope_reschedule(struct tmo_scope *scope, tmo_deadline when)
 {
-	return move_deadline(scope, tmo_deadline_ns(when));
+	return move_deadline(scope, tmo__deadline_in(when));
 }
 
 struct tmo_scope *tmo_loop_current_scope(const struct tmo_loop *loop)

@@ -25,7 +25,7 @@ int tmo__limits_check(const struct tmo_stream_limits *limits)
 {
 	if (!limits)
 		return 0;
-	if (limits->gap_ns < 0 || tmo_deadline_ns(limits->deadline) < 0 ||
+	if (limits->gap_ns < 0 || tmo__deadline_in(limits->deadline) < 0 ||
 	    limits->rate_window_ns < 0)
 		return -EINVAL;
 	return 0;
@@ -121,7 +121,7 @@ int64_t tmo__limits_next(const struct tmo_stream_limits *limits,
 	}
 	/* Strictly earlier only: on a tie the more specific limit is reported, in the order gap,
 	 * rate, deadline (a silent peer under a gap and a rate floor ending together is "gap"). */
-	int64_t end = tmo_deadline_ns(limits->deadline);
+	int64_t end = tmo__deadline_in(limits->deadline);
 	if (end != TMO_NEVER_NS && end < when) {
 		when = end;
 		limit = TMO_LIMIT_DEADLINE;
@@ -135,7 +135,7 @@ int64_t tmo__limits_with_scope(const struct tmo_loop *loop, int64_t deadline, ui
 	struct tmo_scope *scope = tmo_loop_current_scope(loop);
 
 	if (scope) {
-		int64_t limit = tmo_deadline_ns(tmo_scope_effective_deadline(scope));
+		int64_t limit = tmo__deadline_in(tmo_scope_effective_deadline(scope));
 		if (limit < deadline) {
 			*which = TMO_LIMIT_SCOPE;
 			return limit;
@@ -150,7 +150,7 @@ bool tmo__scope_moved_later(const struct tmo_loop *loop, const struct tmo_op *op
 	if (armed != TMO_LIMIT_SCOPE || tmo_op_cause(op) != TMO_CAUSE_OWN)
 		return false;
 	struct tmo_scope *scope = tmo_loop_current_scope(loop);
-	return scope && tmo_deadline_ns(tmo_scope_effective_deadline(scope)) > tmo_now();
+	return scope && tmo__deadline_in(tmo_scope_effective_deadline(scope)) > tmo_now();
 }
 
 enum tmo_limit tmo__limit_of_timeout(const struct tmo_loop *loop, const struct tmo_op *op,
