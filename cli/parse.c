@@ -1,6 +1,7 @@
 /* Parsing what the command line gives: durations and signals as GNU timeout reads them. */
 #include <ctype.h>
 #include <errno.h>
+#include <locale.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,18 +13,51 @@
 
 #include "cli.h"
 
+/* strtod(3) in the C locale, whatever the process's locale: '.' is the decimal point. */
+static double c_strtod(const char *text, char **end)
+{
+	static locale_t c_locale;
+	if (!c_locale)
+		c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+	if (!c_locale) {
+		*end = (char *)text; /* no C locale object: nothing read this way */
+		return 0;
+	}
+	return strtod_l(text, end, c_locale);
+}
+
+/*
+ * As gnulib's cl_strtod, which GNU timeout reads durations with: strtod in the current locale
+ * (the caller's setlocale), and when that stops before the end, in the C locale too; the
+ * longer reading wins, the current locale's on a tie. So "0,3" reads under fr_FR.UTF-8, and
+ * "0.3" under every locale.
+ */
+static double locale_strtod(const char *text, char **end)
+{
+	double v = strtod(text, end);
+	if (**end) {
+		char *c_end;
+		double c = c_strtod(text, &c_end);
+		if (c_end > *end) {
+			v = c;
+			*end = c_end;
+		}
+	}
+	return v;
+}
+
 /*
  * As GNU timeout (coreutils 9.1, parse_duration): whatever strtod(3) reads (leading blanks,
- * a sign, hexadecimal, "inf"; an overflow saturates, an underflow gives 0), then at most one
- * suffix character. Anything below zero or NaN is refused ("-0" is zero, as there).
+ * a sign, hexadecimal, "inf"; an overflow saturates, an underflow gives 0), in the current
+ * locale or the C locale (locale_strtod), then at most one suffix character. Anything below
+ * zero or NaN is refused ("-0" is zero, as there).
  */
 bool cli_parse_duration(const char *text, int64_t *ns)
 {
 	if (!text || !ns)
 		return false;
 	char *end;
-	errno = 0;
-	double v = strtod(text, &end);
+	double v = locale_strtod(text, &end);
 	if (end == text || !(v >= 0))
 		return false;
 	double unit = 1;

@@ -23,10 +23,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <locale.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -40,7 +42,8 @@
 
 #include "cli.h"
 
-#define PROG "tmo run"
+/* The name in every message: "tmo run", or "timeout" when invoked under that name. */
+static const char *prog = "tmo run";
 
 enum { BUF_SIZE = 64 * 1024 };
 
@@ -89,6 +92,7 @@ struct run {
 
 	/* GNU timeout's state. */
 	bool timed_out;
+	bool idle_fired;      /* the limit that just fired is the idle one (for -v) */
 	bool limits_armed;    /* the overall and idle limits (GNU's first timer) */
 	int64_t limit_at;     /* the overall limit, TMO_NEVER_NS if none */
 	int64_t kill_at;      /* the kill-after limit, TMO_NEVER_NS until armed */
@@ -119,7 +123,7 @@ static void msg(const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
-	int n = snprintf(line, sizeof(line), PROG ": ");
+	int n = snprintf(line, sizeof(line), "%s: ", prog);
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);
@@ -168,14 +172,14 @@ static const char *quote(const char *text, char *buf, size_t size)
 
 static void try_help(void)
 {
-	fprintf(stderr, "Try '" PROG " --help' for more information.\n");
+	fprintf(stderr, "Try '%s --help' for more information.\n", prog);
 }
 
 static void usage(void)
 {
-	printf("Usage: " PROG " [OPTION] DURATION COMMAND [ARG]...\n"
-	       "  or:  " PROG " [OPTION]\n"
-	       "Start COMMAND, and kill it if still running after DURATION, or with -i if it\n"
+	printf("Usage: %s [OPTION] DURATION COMMAND [ARG]...\n"
+	       "  or:  %s [OPTION]\n", prog, prog);
+	printf("Start COMMAND, and kill it if still running after DURATION, or with -i if it\n"
 	       "writes nothing for a while.\n"
 	       "\n"
 	       "Mandatory arguments to long options are mandatory for short options too.\n"
@@ -183,7 +187,7 @@ static void usage(void)
 	       "                 exit with the same status as COMMAND, even when the\n"
 	       "                   command times out\n"
 	       "      --foreground\n"
-	       "                 when not running tmo run directly from a shell prompt,\n"
+	       "                 when not running %s directly from a shell prompt,\n"
 	       "                   allow COMMAND to read from the TTY and get TTY signals;\n"
 	       "                   in this mode, children of COMMAND will not be timed out\n"
 	       "  -i, --idle=DURATION\n"
@@ -209,25 +213,27 @@ static void usage(void)
 	       "Upon timeout, send the TERM signal to COMMAND, if no other SIGNAL specified.\n"
 	       "The TERM signal kills any process that does not block or catch that signal.\n"
 	       "It may be necessary to use the KILL signal, since this signal can't be caught.\n"
-	       "Signals INT, QUIT, HUP, TERM and ALRM sent to " PROG " go to COMMAND (ALRM\n"
+	       "Signals INT, QUIT, HUP, TERM and ALRM sent to %s go to COMMAND (ALRM\n"
 	       "as a timeout).\n"
 	       "\n"
 	       "EXIT status:\n"
 	       "  124  if COMMAND times out, and --preserve-status is not specified\n"
-	       "  125  if " PROG " itself fails\n"
+	       "  125  if %s itself fails\n"
 	       "  126  if COMMAND is found but cannot be invoked\n"
 	       "  127  if COMMAND cannot be found\n"
-	       "  137  if COMMAND (or " PROG " itself) is sent the KILL (9) signal (128+9)\n"
+	       "  137  if COMMAND (or %s itself) is sent the KILL (9) signal (128+9)\n"
 	       "  -    the exit status of COMMAND otherwise\n"
 	       "\n"
-	       "Works like GNU coreutils timeout(1); the waiting is done with io_uring by tmo.\n");
+	       "Works like GNU coreutils timeout(1); the waiting is done with io_uring by tmo.\n",
+	       prog, prog, prog, prog);
 }
 
 static void version(void)
 {
-	printf(PROG " (tmo) " TMO_VERSION_STRING "\n"
+	printf("%s (tmo) " TMO_VERSION_STRING "\n"
 	       "GNU timeout's options and exit statuses on tmo's io_uring engine,\n"
-	       "with an idle-output limit.\n");
+	       "with an idle-output limit.\n",
+	       prog);
 }
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -303,8 +309,37 @@ static void send_group(struct run *r, int sig)
 }
 
 /* `sig` was caught (SIGALRM: a limit passed). */
+/* "2s", "0.3s": a duration in seconds, in integer arithmetic, so with '.' in every locale. */
+static const char *format_secs(int64_t ns, char buf[32])
+{
+	int n = snprintf(buf, 32, "%lld", (long long)(ns / TMO_NSEC_PER_SEC));
+	int64_t frac = ns % TMO_NSEC_PER_SEC;
+	if (frac) {
+		n += snprintf(buf + n, (size_t)(32 - n), ".%09lld", (long long)frac);
+		while (buf[n - 1] == '0')
+			buf[--n] = '\0';
+	}
+	snprintf(buf + n, (size_t)(32 - n), "s");
+	return buf;
+}
+
+/* -v: GNU's line; for the idle limit, a line that names it (CI logs tell "silent" from "slow"). */
+static void say_sending(const struct run *r, int sig, bool idle)
+{
+	char name[16], q[512], secs[32];
+	const char *sig_name = cli_signal_name(sig, name);
+	quote(r->command, q, sizeof(q));
+	if (idle)
+		msg("no output for %s (idle limit): sending signal %s to command %s",
+		    format_secs(r->idle, secs), sig_name, q);
+	else
+		msg("sending signal %s to command %s", sig_name, q);
+}
+
 static void on_signal(struct run *r, int sig)
 {
+	bool idle = r->idle_fired;
+	r->idle_fired = false;
 	if (sig == SIGALRM) {
 		r->timed_out = true;
 		sig = r->term_signal;
@@ -318,11 +353,8 @@ static void on_signal(struct run *r, int sig)
 		r->limits_armed = false;
 		r->kill_after = 0;
 	}
-	if (r->verbose) {
-		char name[16], q[512];
-		msg("sending signal %s to command %s", cli_signal_name(sig, name),
-		    quote(r->command, q, sizeof(q)));
-	}
+	if (r->verbose)
+		say_sending(r, sig, idle);
 	kill(r->pid, sig);
 	if (!r->foreground) {
 		send_group(r, sig);
@@ -431,6 +463,8 @@ static void alarm_cb(struct tmo_op *op, int32_t res)
 		r->kill_at = TMO_NEVER_NS;
 		on_signal(r, SIGALRM);
 	} else if (r->limits_armed && (now >= r->limit_at || now >= idle_due(r))) {
+		/* The one due first fired; on a tie, the overall limit (GNU's). */
+		r->idle_fired = idle_due(r) < r->limit_at;
 		r->limits_armed = false; /* one shot, as GNU's timer */
 		on_signal(r, SIGALRM);
 	}
@@ -667,6 +701,48 @@ static void child(struct run *r, char **cmd, const sigset_t *orig_mask, bool std
 
 /* ---- main --------------------------------------------------------------------------------- */
 
+/* Catches `sig` as GNU timeout does (see catch_signals). */
+static void catch_signal(struct run *r, int sig, const sigset_t *inherited)
+{
+	signal(sig, SIG_DFL);
+	if (sig == SIGALRM || !sigismember(inherited, sig))
+		sigaddset(&r->caught, sig);
+}
+
+/*
+ * The signals, as GNU timeout 9.1 sets them up. It catches INT, QUIT, HUP, TERM, ALRM and the
+ * -s signal; tmo blocks them and reads them from a signalfd instead. Their disposition is set
+ * to the default so that none is discarded, and so that the command gets them at their
+ * default, as after GNU's handlers and exec. As with GNU:
+ *   - a signal the parent blocked stays blocked, so it is not forwarded (GNU waits in
+ *     sigsuspend with the mask it inherited), except ALRM, which GNU unblocks for its timer;
+ *   - TTIN and TTOU are ignored, even as the -s signal (GNU's SIG_IGN replaces its handler
+ *     for them): tmo must not stop when a background child uses the tty;
+ *   - the command inherits the parent's mask without CHLD: GNU unblocks CHLD before the fork,
+ *     and ALRM after it, in itself only.
+ * Stores the command's signal mask in *child_mask.
+ */
+static void catch_signals(struct run *r, sigset_t *child_mask)
+{
+	static const int handled[] = { SIGALRM, SIGINT, SIGQUIT, SIGHUP, SIGTERM };
+	sigset_t inherited;
+	sigprocmask(SIG_BLOCK, NULL, &inherited);
+	sigemptyset(&r->caught);
+	sigemptyset(&r->ignored);
+	for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
+		catch_signal(r, handled[i], &inherited);
+	int t = r->term_signal;
+	if (t > 0 && t != SIGKILL && t != SIGSTOP && t != SIGCHLD && t != SIGTTIN &&
+	    t != SIGTTOU && !(r->nstreams && t == SIGPIPE))
+		catch_signal(r, t, &inherited);
+	signal(SIGTTIN, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL); /* not SIG_IGN, which would reap the command for us */
+	sigprocmask(SIG_BLOCK, &r->caught, NULL);
+	*child_mask = inherited;
+	sigdelset(child_mask, SIGCHLD);
+}
+
 static int bad_duration(const char *text)
 {
 	char q[512];
@@ -706,7 +782,26 @@ static void serve(struct run *r)
 			break;
 }
 
-int cli_run(int argc, char **argv)
+/*
+ * As GNU's close_stdout at exit: stdout is flushed and closed, and a failure is an error,
+ * except EBADF on a stdout closed before tmo started when nothing was to be written to it.
+ */
+bool cli_close_stdout(const char *name)
+{
+	bool pending = __fpending(stdout) != 0;
+	bool failed_before = ferror(stdout) != 0;
+	errno = 0;
+	bool close_failed = fclose(stdout) != 0;
+	if (!failed_before && !(close_failed && (pending || errno != EBADF)))
+		return true;
+	if (close_failed && errno)
+		fprintf(stderr, "%s: write error: %s\n", name, strerror(errno));
+	else
+		fprintf(stderr, "%s: write error\n", name); /* the error came earlier, its errno lost */
+	return false;
+}
+
+int cli_run(const char *name, int argc, char **argv)
 {
 	static const struct option long_options[] = {
 		{ "idle", required_argument, NULL, 'i' },
@@ -721,13 +816,18 @@ int cli_run(int argc, char **argv)
 	};
 	static struct run run; /* one per process; its address is in the ops */
 	struct run *r = &run;
+	prog = name;
+	/* As GNU timeout: DURATION may use the locale's decimal separator (cli_parse_duration).
+	 * Only the numbers follow the locale: tmo's messages are in English, system errors
+	 * (strerror) included, rather than half translated. */
+	setlocale(LC_NUMERIC, "");
 	memset(r, 0, sizeof(*r));
 	r->term_signal = SIGTERM;
 	r->pidfd = r->sigfd = -1;
 
 	/* getopt's own messages name argv[0]. */
 	char *argv0 = argv[0];
-	argv[0] = (char *)PROG;
+	argv[0] = (char *)prog;
 	int c;
 	while ((c = getopt_long(argc, argv, "+i:k:s:v", long_options, NULL)) != -1) {
 		switch (c) {
@@ -759,10 +859,10 @@ int cli_run(int argc, char **argv)
 			break;
 		case 'H':
 			usage();
-			return fflush(stdout) ? EXIT_TMO_FAILED : 0;
+			return cli_close_stdout(prog) ? 0 : EXIT_TMO_FAILED;
 		case 'V':
 			version();
-			return fflush(stdout) ? EXIT_TMO_FAILED : 0;
+			return cli_close_stdout(prog) ? 0 : EXIT_TMO_FAILED;
 		default:
 			try_help();
 			return EXIT_TMO_FAILED;
@@ -783,26 +883,8 @@ int cli_run(int argc, char **argv)
 	if (!r->foreground)
 		setpgid(0, 0);
 
-	/* Signals: the ones GNU timeout catches are blocked and read from a signalfd. Their
-	 * disposition is set to the default so that none is discarded (and the command gets them
-	 * at their default, as after GNU's handlers and exec). */
-	static const int forwarded[] = { SIGALRM, SIGINT, SIGQUIT, SIGHUP, SIGTERM };
-	sigemptyset(&r->caught);
-	sigemptyset(&r->ignored);
-	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-		sigaddset(&r->caught, forwarded[i]);
-	if (r->term_signal > 0 && r->term_signal != SIGKILL && r->term_signal != SIGSTOP &&
-	    r->term_signal != SIGCHLD && !(r->nstreams && r->term_signal == SIGPIPE))
-		sigaddset(&r->caught, r->term_signal);
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sigismember(&r->caught, sig) == 1)
-			signal(sig, SIG_DFL);
-	signal(SIGTTIN, SIG_IGN); /* don't stop if a background child needs the tty */
-	signal(SIGTTOU, SIG_IGN);
-	signal(SIGCHLD, SIG_DFL); /* not SIG_IGN, which would reap the command for us */
-	sigset_t orig_mask;
-	sigprocmask(SIG_BLOCK, &r->caught, &orig_mask);
-	sigdelset(&orig_mask, SIGALRM); /* GNU unblocks it for its timer; the command gets that */
+	sigset_t orig_mask; /* the command's */
+	catch_signals(r, &orig_mask);
 
 	int status = EXIT_TMO_FAILED;
 	int pipe_r[2] = { -1, -1 }, pipe_w[2] = { -1, -1 };

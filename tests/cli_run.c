@@ -16,8 +16,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,9 @@ struct opts {
 	int send_sig;           /* sent to the process send_after after the spawn */
 	int64_t send_after;
 	bool close_stdout;      /* close our read end of its stdout at once */
+	bool stdout_full;       /* its stdout is /dev/full */
+	const char *path;       /* the file to run, when argv[0] is not it */
+	const sigset_t *mask;   /* its signal mask (none blocked by default) */
 };
 
 static void buf_add(struct buf *b, const char *data, size_t n)
@@ -94,13 +99,15 @@ static void spawn(char *const argv[], const struct opts *o, struct res *r)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDONLY);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+		int full = o->stdout_full ? open("/dev/full", O_WRONLY) : out[1];
+		if (null < 0 || full < 0 || dup2(null, 0) < 0 || dup2(full, 1) < 0 ||
+		    dup2(err[1], 2) < 0)
 			_exit(99);
 		signal(SIGPIPE, SIG_DFL);
 		sigset_t none_set;
 		sigemptyset(&none_set);
-		sigprocmask(SIG_SETMASK, &none_set, NULL);
-		execv(argv[0], argv);
+		sigprocmask(SIG_SETMASK, o->mask ? o->mask : &none_set, NULL);
+		execv(o->path ? o->path : argv[0], argv);
 		_exit(98);
 	}
 	close(out[1]);
@@ -194,6 +201,26 @@ static bool have_gnu(void)
 	return access(GNU, X_OK) == 0;
 }
 
+static char g_timeout[128]; /* a symlink named `timeout` to tmo */
+
+/* `ARGV0 ARGS...`, running the file `path`. */
+static void spawn_named(const char *path, const char *argv0, const struct opts *o,
+			struct res *r, va_list ap)
+{
+	struct opts with = o ? *o : (struct opts){ 0 };
+	with.path = path;
+	spawn_list(argv0, NULL, &with, r, ap);
+}
+
+/* `timeout ARGS...`, tmo under the name GNU timeout has when run from PATH. */
+static void tmo_timeout(struct res *r, const struct opts *o, ...)
+{
+	va_list ap;
+	va_start(ap, o);
+	spawn_named(g_timeout, "timeout", o, r, ap);
+	va_end(ap);
+}
+
 /* `timeout ARGS...` (GNU). */
 static void gnu_run(struct res *r, const struct opts *o, ...)
 {
@@ -284,6 +311,54 @@ static bool contains(const struct buf *b, const char *s)
 			assert_same_status(t_.ws, (want_));                                    \
 		res_free(&t_);                                                                 \
 	} while (0)
+
+static const char *text(const struct buf *b)
+{
+	return b->p ? b->p : "";
+}
+
+/*
+ * `timeout ARGS...` with tmo and, when installed, with GNU timeout, both named `timeout`: the
+ * wait statuses and what they say on stderr must be the same. Leaves tmo's run in *r.
+ */
+static void same_as_gnu_named(struct res *r, const struct opts *o, ...)
+{
+	va_list ap, gnu_ap;
+	va_start(ap, o);
+	va_copy(gnu_ap, ap);
+	spawn_named(g_timeout, "timeout", o, r, ap);
+	if (have_gnu()) {
+		struct res g;
+		spawn_named(GNU, "timeout", o, &g, gnu_ap);
+		assert_same_status(r->ws, g.ws);
+		if (strcmp(text(&r->err), text(&g.err)))
+			fail_msg("stderr: tmo '%s', GNU '%s'", text(&r->err), text(&g.err));
+		res_free(&g);
+	}
+	va_end(gnu_ap);
+	va_end(ap);
+}
+
+/* `tmo run ARGS...` and GNU's `timeout ARGS...` both exit 0 and say nothing on stderr. */
+static void assert_quiet_success(const struct opts *o, ...)
+{
+	va_list ap, gnu_ap;
+	va_start(ap, o);
+	va_copy(gnu_ap, ap);
+	struct res r;
+	spawn_list(TMO, "run", o, &r, ap);
+	assert_exit(&r, 0);
+	assert_null(r.err.p);
+	res_free(&r);
+	if (have_gnu()) {
+		spawn_list(GNU, NULL, o, &r, gnu_ap);
+		assert_exit(&r, 0);
+		assert_null(r.err.p);
+		res_free(&r);
+	}
+	va_end(gnu_ap);
+	va_end(ap);
+}
 
 #define EXITED(code) ((code) << 8)
 #define SIGNALED(sig) (sig)
@@ -562,6 +637,24 @@ static void test_verbose(void **state)
 	tmo_run(&r, NULL, "0.1", "sleep", "5", NULL);
 	assert_null(r.err.p);
 	res_free(&r);
+	/* -v says which limit fired: the overall one (GNU's line) or the idle one (its own line,
+	 * which names it; then the KILL of -k is GNU's line). */
+	tmo_run(&r, NULL, "-v", "-i", "5", "0.2", "sleep", "5", NULL);
+	assert_exit(&r, EXIT_TIMED_OUT);
+	assert_string_equal(r.err.p, "tmo run: sending signal TERM to command 'sleep'\n");
+	res_free(&r);
+	tmo_run(&r, NULL, "-v", "-i", "1.25", "0", "sleep", "5", NULL);
+	assert_exit(&r, EXIT_TIMED_OUT);
+	assert_string_equal(r.err.p, "tmo run: no output for 1.25s (idle limit): sending signal "
+				     "TERM to command 'sleep'\n");
+	res_free(&r);
+	tmo_run(&r, NULL, "-v", "--foreground", "-i", "0.2", "-k", "0.2", "10", "sh", "-c",
+		"trap '' TERM; while :; do sleep 0.05; done", NULL);
+	assert_exit(&r, 137);
+	assert_string_equal(r.err.p, "tmo run: no output for 0.2s (idle limit): sending signal "
+				     "TERM to command 'sh'\n"
+				     "tmo run: sending signal KILL to command 'sh'\n");
+	res_free(&r);
 }
 
 /* A signal the command dies of that tmo did not send: tmo dies of it too, as GNU. */
@@ -648,6 +741,236 @@ static void test_help_version(void **state)
 	res_free(&r);
 }
 
+/* ---- under the name `timeout`, as GNU timeout --------------------------------------------- */
+
+/* Invoked as `timeout`, tmo is `tmo run` and names itself `timeout` in every message. */
+static void test_named_timeout(void **state)
+{
+	setenv("LC_ALL", "C", 1); /* GNU quotes with ASCII 'x' there, as tmo always does */
+#define TRY "Try 'timeout --help' for more information.\n"
+	static const struct {
+		const char *args[5]; /* up to the first NULL */
+		int status;
+		const char *err;
+	} cases[] = {
+		{ { "0.2", "sleep", "5" }, EXIT_TIMED_OUT, "" },
+		{ { "-v", "0.2", "sleep", "5" }, EXIT_TIMED_OUT,
+		  "timeout: sending signal TERM to command 'sleep'\n" },
+		{ { "x", "true" }, EXIT_TMO_FAILED, "timeout: invalid time interval 'x'\n" TRY },
+		{ { "-s", "FOO", "1", "true" }, EXIT_TMO_FAILED, "timeout: 'FOO': invalid signal\n" TRY },
+		{ { "-x", "1", "true" }, EXIT_TMO_FAILED, "timeout: invalid option -- 'x'\n" TRY },
+		{ { NULL }, EXIT_TMO_FAILED, TRY },
+		{ { "1", "tmo-no-such-command" }, EXIT_NOT_FOUND,
+		  "timeout: failed to run command 'tmo-no-such-command': No such file or directory\n" },
+		{ { "1", "/" }, EXIT_CANNOT_RUN,
+		  "timeout: failed to run command '/': Permission denied\n" },
+		{ { "5", "sh", "-c", "exit 3" }, 3, "" },
+	};
+#undef TRY
+	struct res r;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *const *a = cases[i].args;
+		same_as_gnu_named(&r, NULL, a[0], a[1], a[2], a[3], a[4], NULL);
+		assert_exit(&r, cases[i].status);
+		assert_string_equal(text(&r.err), cases[i].err);
+		res_free(&r);
+	}
+	same_as_gnu_named(&r, NULL, "-k", "0.2", "0.2", "sh", "-c", "trap '' TERM; sleep 5", NULL);
+	assert_int_equal(killed_by(r.ws), SIGKILL);
+	res_free(&r);
+	/* --help and --version name it too; the usage lines are GNU's. */
+	static const char usage[] = "Usage: timeout [OPTION] DURATION COMMAND [ARG]...\n"
+				    "  or:  timeout [OPTION]\n";
+	tmo_timeout(&r, NULL, "--help", NULL);
+	assert_exit(&r, 0);
+	assert_true(!strncmp(text(&r.out), usage, strlen(usage)));
+	assert_null(strstr(text(&r.out), "tmo run"));
+	res_free(&r);
+	tmo_timeout(&r, NULL, "--version", NULL);
+	assert_exit(&r, 0);
+	assert_true(!strncmp(text(&r.out), "timeout (tmo) ", 14));
+	res_free(&r);
+	/* The idle limit (tmo's own) is there too, and its -v line names it the same way. */
+	tmo_timeout(&r, NULL, "-v", "-i", "0.2", "5", "sleep", "5", NULL);
+	assert_exit(&r, EXIT_TIMED_OUT);
+	assert_string_equal(text(&r.err), "timeout: no output for 0.2s (idle limit): sending "
+					  "signal TERM to command 'sleep'\n");
+	res_free(&r);
+	unsetenv("LC_ALL");
+}
+
+/* As GNU's program_name: argv[0] as given, a path included. */
+static void test_named_timeout_path(void **state)
+{
+	setenv("LC_ALL", "C", 1);
+	struct res r;
+	char want[256];
+	snprintf(want, sizeof(want), "%s: sending signal TERM to command 'sleep'\n", g_timeout);
+	struct opts o = { .path = g_timeout };
+	char *argv[] = { g_timeout, "-v", "0.2", "sleep", "5", NULL };
+	spawn(argv, &o, &r);
+	assert_exit(&r, EXIT_TIMED_OUT);
+	assert_string_equal(text(&r.err), want);
+	if (have_gnu()) {
+		struct res g;
+		o.path = GNU;
+		spawn(argv, &o, &g);
+		assert_string_equal(text(&g.err), want);
+		res_free(&g);
+	}
+	res_free(&r);
+	/* Another name is not `timeout`: tmo's own commands. */
+	char other[160];
+	snprintf(other, sizeof(other), "%s-not", g_timeout);
+	assert_int_equal(symlink(TMO, other), 0);
+	char *argv2[] = { other, "1", "true", NULL };
+	spawn(argv2, NULL, &r);
+	unlink(other);
+	assert_exit(&r, EXIT_TMO_FAILED);
+	assert_contains(&r.err, "tmo: unknown command '1'");
+	res_free(&r);
+	unsetenv("LC_ALL");
+}
+
+/* --help and --version that cannot be written out: GNU's close_stdout message, and 125. */
+static void test_write_error(void **state)
+{
+	struct opts full = { .stdout_full = true };
+	struct res r;
+	static const char *const opts[] = { "--version", "--help" };
+	setenv("LC_ALL", "C", 1); /* GNU's message in English */
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		tmo_run(&r, &full, opts[i], NULL);
+		assert_exit(&r, EXIT_TMO_FAILED);
+		assert_string_equal(text(&r.err), "tmo run: write error: No space left on device\n");
+		res_free(&r);
+		same_as_gnu_named(&r, &full, opts[i], NULL);
+		assert_exit(&r, EXIT_TMO_FAILED);
+		assert_string_equal(text(&r.err), "timeout: write error: No space left on device\n");
+		res_free(&r);
+	}
+	unsetenv("LC_ALL");
+	char *argv[] = { TMO, "--version", NULL };
+	spawn(argv, &full, &r);
+	assert_exit(&r, EXIT_TMO_FAILED);
+	assert_string_equal(text(&r.err), "tmo: write error: No space left on device\n");
+	res_free(&r);
+}
+
+/* A duration with the locale's decimal separator, as GNU reads it (gnulib's cl_strtod). */
+static void test_locale_decimal_point(void **state)
+{
+	if (!setlocale(LC_ALL, "fr_FR.UTF-8")) {
+		print_message("fr_FR.UTF-8 is not generated here (scripts/setup makes it)\n");
+		skip();
+	}
+	int64_t ns = 0;
+	bool comma = cli_parse_duration("0,3", &ns);
+	int64_t comma_ns = ns;
+	bool point = cli_parse_duration("1.5m", &ns); /* the C locale's point still reads */
+	int64_t point_ns = ns;
+	bool junk = cli_parse_duration("0,3,", &ns);
+	setlocale(LC_ALL, "C");
+	assert_true(comma);
+	assert_int_equal(comma_ns, 300 * MS);
+	assert_true(point);
+	assert_int_equal(point_ns, 90 * SEC);
+	assert_false(junk);
+	assert_false(cli_parse_duration("0,3", &ns)); /* in the C locale, as GNU */
+
+	setenv("LC_ALL", "fr_FR.UTF-8", 1);
+	struct res r;
+	tmo_run(&r, NULL, "0,3", "sleep", "5", NULL);
+	assert_exit(&r, EXIT_TIMED_OUT);
+	assert_timed(&r, 300 * MS);
+	res_free(&r);
+	tmo_run(&r, NULL, "-k", "0,2", "0.2", "sh", "-c", "trap '' TERM; sleep 5", NULL);
+	assert_int_equal(killed_by(r.ws), SIGKILL);
+	assert_timed(&r, 400 * MS);
+	res_free(&r);
+	COMPARE(EXITED(124), "0,2", "sleep", "5");
+	COMPARE(EXITED(125), "0,2,", "sleep", "5");
+	unsetenv("LC_ALL");
+}
+
+/* "SigBlk:\t%016llx\n" for `set`, as /proc/PID/status shows it. */
+static void sigblk_line(const sigset_t *set, char *buf, size_t size)
+{
+	unsigned long long bits = 0;
+	for (int sig = 1; sig <= 64; sig++)
+		if (sigismember(set, sig) == 1)
+			bits |= 1ull << (sig - 1);
+	snprintf(buf, size, "SigBlk:\t%016llx\n", bits);
+}
+
+/*
+ * The mask the command inherits, as GNU 9.1: the caller's without CHLD (GNU unblocks CHLD
+ * before the fork, ALRM after it in itself only). And a signal the caller blocked is not
+ * forwarded (GNU waits with the mask it inherited), except ALRM.
+ */
+static void test_inherited_signal_mask(void **state)
+{
+	sigset_t mask, want_set;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGALRM);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGUSR1);
+	want_set = mask;
+	sigdelset(&want_set, SIGCHLD);
+	char want[64];
+	sigblk_line(&want_set, want, sizeof(want));
+	struct opts o = { .mask = &mask };
+	struct res r;
+	/* The same with each way of starting the command. */
+	static const char *const how[][2] = { { "-k", "1" }, { "-i", "5" }, { "--foreground", "-v" } };
+	for (size_t i = 0; i < sizeof(how) / sizeof(how[0]); i++) {
+		tmo_run(&r, &o, how[i][0], how[i][1], "5", "grep", "SigBlk", "/proc/self/status",
+			NULL);
+		assert_exit(&r, 0);
+		assert_string_equal(text(&r.out), want);
+		res_free(&r);
+	}
+	if (have_gnu()) {
+		gnu_run(&r, &o, "5", "grep", "SigBlk", "/proc/self/status", NULL);
+		assert_string_equal(text(&r.out), want);
+		res_free(&r);
+	}
+	/* TERM blocked by the caller: not forwarded, the command runs to its end. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	o = (struct opts){ .mask = &mask, .send_sig = SIGTERM, .send_after = 200 * MS };
+	assert_quiet_success(&o, "-v", "5", "sleep", "0.5", NULL);
+	setenv("LC_ALL", "C", 1);
+	/* ALRM blocked by the caller: still the timer, sent or its own (timeout-blocked.pl). */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGALRM);
+	o = (struct opts){ .mask = &mask };
+	same_as_gnu_named(&r, &o, "0.2", "sleep", "5", NULL);
+	assert_exit(&r, EXIT_TIMED_OUT);
+	assert_timed(&r, 200 * MS);
+	res_free(&r);
+	o = (struct opts){ .mask = &mask, .send_sig = SIGALRM, .send_after = 200 * MS };
+	same_as_gnu_named(&r, &o, "-v", "5", "sleep", "5", NULL);
+	assert_exit(&r, EXIT_TIMED_OUT);
+	res_free(&r);
+	unsetenv("LC_ALL");
+}
+
+/* -s TTIN or TTOU: GNU ignores that signal sent to itself (its SIG_IGN for them replaces its
+ * handler), so it is not forwarded. */
+static void test_ttin_ttou_ignored(void **state)
+{
+	static const int sigs[] = { SIGTTIN, SIGTTOU };
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct opts o = { .send_sig = sigs[i], .send_after = 200 * MS };
+		char name[16];
+		const char *sig = cli_signal_name(sigs[i], name);
+		assert_quiet_success(&o, "-v", "-s", sig, "5", "sleep", "0.5", NULL);
+		assert_quiet_success(&o, "-v", "-s", sig, "--foreground", "5", "sleep", "0.5", NULL);
+	}
+}
+
 /* ---- the idle limit ---------------------------------------------------------------------- */
 
 static void test_idle_output_keeps_alive(void **state)
@@ -712,7 +1035,8 @@ static void test_idle_silence_times_out(void **state)
 	assert_exit(&r, EXIT_TIMED_OUT);
 	assert_between(r.exit_at, r.start + 300 * MS, r.last_out + 300 * MS);
 	assert_string_equal(r.out.p, "a\n");
-	assert_string_equal(r.err.p, "tmo run: sending signal TERM to command 'sh'\n");
+	assert_string_equal(r.err.p, "tmo run: no output for 0.3s (idle limit): sending signal "
+				     "TERM to command 'sh'\n");
 	res_free(&r);
 	/* A command that never writes. */
 	tmo_run(&r, NULL, "-i", "0.2", "10", "sleep", "5", NULL);
@@ -916,6 +1240,9 @@ static int group_setup(void **state)
 	if (fd < 0)
 		return -1;
 	close(fd);
+	snprintf(g_timeout, sizeof(g_timeout), "%s/timeout", g_dir);
+	if (symlink(TMO, g_timeout) < 0)
+		return -1;
 	/* Start-up cost of `tmo run`, for the "not too late" bounds. */
 	for (int i = 0; i < 3; i++) {
 		struct res r;
@@ -934,6 +1261,7 @@ static int group_teardown(void **state)
 	char path[128];
 	snprintf(path, sizeof(path), "%s/not-executable", g_dir);
 	unlink(path);
+	unlink(g_timeout);
 	rmdir(g_dir);
 	return 0;
 }
@@ -955,6 +1283,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_command_signal_reraised),
 		cmocka_unit_test(test_signals_forwarded),
 		cmocka_unit_test(test_help_version),
+		cmocka_unit_test(test_named_timeout),
+		cmocka_unit_test(test_named_timeout_path),
+		cmocka_unit_test(test_write_error),
+		cmocka_unit_test(test_locale_decimal_point),
+		cmocka_unit_test(test_inherited_signal_mask),
+		cmocka_unit_test(test_ttin_ttou_ignored),
 		cmocka_unit_test(test_idle_output_keeps_alive),
 		cmocka_unit_test(test_idle_silence_times_out),
 		cmocka_unit_test(test_idle_output_after_signal),
