@@ -42,7 +42,7 @@
 
 #include "cli.h"
 
-/* The name in every message: "tmo run", or "timeout" when invoked under that name. */
+/* The name in every message: "tmo run", or argv[0] when invoked as `timeout` (cli_run). */
 static const char *prog = "tmo run";
 
 enum { BUF_SIZE = 64 * 1024 };
