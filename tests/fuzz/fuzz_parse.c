@@ -9,6 +9,8 @@
  *     in nanoseconds, rounded up, within the double arithmetic's error, or INT64_MAX beyond
  *     the saturation point; a positive value never gives 0 ("no limit");
  *   - a number without suffix parses as with "s", and the suffixes are ordered: s <= m <= h <= d;
+ *   - under a locale whose decimal point is ',' (fr_FR.UTF-8, when the system has it), a
+ *     simple decimal reads the same with ',' as with '.' (GNU timeout reads both there);
  * signals
  *   - a result is -1 or a signal number below NSIG;
  *   - case does not matter: the upper-cased text parses to the same number;
@@ -17,9 +19,11 @@
  *   - an exit status above 128 names the signal 128 below it, as a shell's $? does.
  *
  * The input is one NUL-terminated text (cut at its first NUL byte), given to both parsers.
- * The process runs in the C locale, where the decimal separator is '.'.
+ * The process runs in fr_FR.UTF-8 if the system has that locale (scripts/setup generates it),
+ * else in the C locale: '.' must read in both.
  */
 #include <ctype.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,19 +33,9 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "fuzz_common.h"
 
 #define MAX_TEXT 256
-
-/* A failed property: say which, with the text, and abort so that libFuzzer keeps the input. */
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "fuzz_parse: property failed: %s: ", #cond);         \
-			fprintf(stderr, __VA_ARGS__);                                        \
-			fputc('\n', stderr);                                                 \
-			abort();                                                             \
-		}                                                                            \
-	} while (0)
 
 /* The parser saturates here (cli/parse.c: "total < 9.2e18", below INT64_MAX's 9.22e18). */
 #define SATURATION 9.2e18
@@ -87,37 +81,52 @@ static bool simple_decimal_ns(const char *s, unsigned __int128 *ns)
 	return true;
 }
 
+/* Whether the process runs in a locale whose decimal point is ','. */
+static bool comma_locale;
+
 static void check_duration(const char *text)
 {
 	int64_t ns = -42, again = -42;
 	bool ok = cli_parse_duration(text, &ns);
 	bool ok2 = cli_parse_duration(text, &again);
-	CHECK(ok == ok2 && (!ok || ns == again), "'%s' parsed twice: %d %lld, %d %lld", text, ok,
+	FUZZ_CHECK(ok == ok2 && (!ok || ns == again), "'%s' parsed twice: %d %lld, %d %lld", text, ok,
 	      (long long)ns, ok2, (long long)again);
 	if (ok) {
-		CHECK(ns >= 0, "'%s' -> %lld", text, (long long)ns);
+		FUZZ_CHECK(ns >= 0, "'%s' -> %lld", text, (long long)ns);
 		const char *t = text;
 		while (isspace((unsigned char)*t))
 			t++;
 		if (*t == '-')
-			CHECK(ns == 0, "'%s' (negative) -> %lld", text, (long long)ns);
+			FUZZ_CHECK(ns == 0, "'%s' (negative) -> %lld", text, (long long)ns);
 	}
 
 	unsigned __int128 exact;
 	if (simple_decimal_ns(text, &exact)) {
-		CHECK(ok, "simple decimal '%s' refused", text);
+		FUZZ_CHECK(ok, "simple decimal '%s' refused", text);
 		/* Each of the parser's double operations may be off by half an ulp of the result
 		 * (2^-53 relative); allow a few, plus the 1 ns that rounding up may add. */
 		double e = (double)exact;
 		double tol = 2 + e * 0x1p-50;
 		if (e > SATURATION + tol)
-			CHECK(ns == INT64_MAX, "'%s' (%.0f ns) -> %lld, not saturated", text, e,
+			FUZZ_CHECK(ns == INT64_MAX, "'%s' (%.0f ns) -> %lld, not saturated", text, e,
 			      (long long)ns);
 		else if (e < SATURATION - tol)
-			CHECK((double)ns >= e - tol && (double)ns <= e + tol,
+			FUZZ_CHECK((double)ns >= e - tol && (double)ns <= e + tol,
 			      "'%s' -> %lld ns, exact %.0f", text, (long long)ns, e);
 		if (exact > 0)
-			CHECK(ns > 0, "positive '%s' -> 0 (no limit)", text);
+			FUZZ_CHECK(ns > 0, "positive '%s' -> 0 (no limit)", text);
+
+		/* The locale's decimal point reads as '.' does. */
+		char *dot = strchr(text, '.');
+		if (comma_locale && dot) {
+			char with_comma[MAX_TEXT + 1];
+			strcpy(with_comma, text);
+			with_comma[dot - text] = ',';
+			int64_t c = -42;
+			bool okc = cli_parse_duration(with_comma, &c);
+			FUZZ_CHECK(okc && c == ns, "'%s' -> %lld but '%s' -> %d %lld", text,
+				   (long long)ns, with_comma, okc, (long long)c);
+		}
 	}
 
 	/* Suffixes, on plain decimals ("0x1" + "d" would be the hexadecimal 0x1d). */
@@ -131,11 +140,11 @@ static void check_duration(const char *text)
 			with[len] = suffixes[i];
 			with[len + 1] = '\0';
 			int64_t v = -42;
-			CHECK(cli_parse_duration(with, &v), "'%s' parses but '%s' does not", text, with);
+			FUZZ_CHECK(cli_parse_duration(with, &v), "'%s' parses but '%s' does not", text, with);
 			if (i == 0)
-				CHECK(v == ns, "'%s' -> %lld but '%s' -> %lld", text, (long long)ns, with,
+				FUZZ_CHECK(v == ns, "'%s' -> %lld but '%s' -> %lld", text, (long long)ns, with,
 				      (long long)v);
-			CHECK(v >= prev, "'%s' -> %lld, less than the smaller unit's %lld", with,
+			FUZZ_CHECK(v >= prev, "'%s' -> %lld, less than the smaller unit's %lld", with,
 			      (long long)v, (long long)prev);
 			prev = v;
 		}
@@ -145,15 +154,15 @@ static void check_duration(const char *text)
 static void check_signal(const char *text)
 {
 	int sig = cli_parse_signal(text);
-	CHECK(sig == -1 || (sig >= 0 && sig < NSIG), "'%s' -> %d", text, sig);
-	CHECK(cli_parse_signal(text) == sig, "'%s' parsed twice differently", text);
+	FUZZ_CHECK(sig == -1 || (sig >= 0 && sig < NSIG), "'%s' -> %d", text, sig);
+	FUZZ_CHECK(cli_parse_signal(text) == sig, "'%s' parsed twice differently", text);
 
 	size_t len = strlen(text);
 	char upper[MAX_TEXT + 4];
 	for (size_t i = 0; i <= len; i++)
 		upper[i] = (char)toupper((unsigned char)text[i]);
 	int up = cli_parse_signal(upper);
-	CHECK(up == sig, "'%s' -> %d but '%s' -> %d", text, sig, upper, up);
+	FUZZ_CHECK(up == sig, "'%s' -> %d but '%s' -> %d", text, sig, upper, up);
 
 	if (sig < 0)
 		return;
@@ -163,27 +172,36 @@ static void check_signal(const char *text)
 		char prefixed[MAX_TEXT + 4] = "SIG";
 		memcpy(prefixed + 3, text, len + 1);
 		int p = cli_parse_signal(prefixed);
-		CHECK(p == sig, "'%s' -> %d but '%s' -> %d", text, sig, prefixed, p);
+		FUZZ_CHECK(p == sig, "'%s' -> %d but '%s' -> %d", text, sig, prefixed, p);
 	}
 
 	char buf[16];
 	const char *name = cli_signal_name(sig, buf);
-	CHECK(name && *name, "no name for %d", sig);
+	FUZZ_CHECK(name && *name, "no name for %d", sig);
 	int back = cli_parse_signal(name);
-	CHECK(back == sig, "'%s' -> %d, named '%s', which parses to %d", text, sig, name, back);
+	FUZZ_CHECK(back == sig, "'%s' -> %d, named '%s', which parses to %d", text, sig, name, back);
 
 	/* A plain number: a signal number is itself; 129..254 is the exit status of signal n-128. */
 	if (len > 0 && len <= 9 && strspn(text, "0123456789") == len) {
 		long n = strtol(text, NULL, 10);
 		if (n < 128)
-			CHECK(sig == n, "'%s' -> %d", text, sig);
+			FUZZ_CHECK(sig == n, "'%s' -> %d", text, sig);
 		else if (n > 128 && n < 255) {
 			char low[8];
 			snprintf(low, sizeof low, "%ld", n - 128);
-			CHECK(cli_parse_signal(low) == sig, "'%s' -> %d but '%s' -> %d", text, sig,
+			FUZZ_CHECK(cli_parse_signal(low) == sig, "'%s' -> %d but '%s' -> %d", text, sig,
 			      low, cli_parse_signal(low));
 		}
 	}
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	if (setlocale(LC_ALL, "fr_FR.UTF-8"))
+		comma_locale = !strcmp(localeconv()->decimal_point, ",");
+	fprintf(stderr, "fuzz_parse: locale %s\n",
+		comma_locale ? "fr_FR.UTF-8 (decimal point ',')" : "C (fr_FR.UTF-8 is not installed)");
+	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
