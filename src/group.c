@@ -181,6 +181,7 @@ static void member_done(struct tmo_op *op, int32_t res)
 
 	group->_running--;
 	group->_done++;
+	op->_flags |= TMO__F_IN_DONE_SET;
 	op->_group_next = NULL;
 	if (group->_done_last) {
 		group->_done_last->_group_next = op;
@@ -384,6 +385,21 @@ int tmo__group_check_waiter(const struct tmo_group *group, const struct tmo__loo
 
 /* ---- API --------------------------------------------------------------------------------- */
 
+/* Gives the completed members back to the caller: they may be prepared, started or added to a
+ * group again. Until then each is linked in the done set, which a second use would corrupt. */
+static void release_done_set(struct tmo_group *group)
+{
+	struct tmo_op *op = group->_done_first;
+
+	while (op) {
+		struct tmo_op *next = op->_group_next;
+		op->_flags &= (uint16_t)~TMO__F_IN_DONE_SET;
+		op->_group_next = NULL;
+		op = next;
+	}
+	group->_done_first = group->_done_last = NULL;
+}
+
 int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
 		   const struct tmo_group_options *options)
 {
@@ -396,6 +412,8 @@ int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
 		return -EINVAL;
 	if ((group->_state & GROUP_INIT) && !(group->_state & GROUP_IDLE))
 		return -EBUSY; /* live: wiping it would orphan its members */
+	if (group->_state & GROUP_INIT)
+		release_done_set(group); /* initialised again without a close: as a close */
 	struct tmo__loop_state *st = tmo__state(loop);
 	const struct tmo__container *binding;
 	struct tmo__container *parent = st->current_scope ? &st->current_scope->_c : NULL;
@@ -539,6 +557,7 @@ int tmo_group_close(struct tmo_group *group)
 		return -EINVAL;
 	if (tmo_group_busy(group))
 		return -EBUSY;
+	release_done_set(group);
 	group->_state = 0; /* the caller's again; further use is -EINVAL until tmo_group_init */
 	return 0;
 }

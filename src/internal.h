@@ -129,6 +129,9 @@ enum {
 	TMO__F_DONE_HELD = 1u << 12,     /* the op's own completion came before that answer; its
 					  * result waits in ._held_res */
 	TMO__F_CANCEL_RETRY = 1u << 13,  /* ._timer is armed to ask again, not for the deadline */
+	TMO__F_IN_DONE_SET = 1u << 14,   /* a completed group member, linked in its group's done
+					  * set (._group_next) until the group is closed: not to be
+					  * prepared, started or added anywhere meanwhile */
 };
 
 /* A FIFO of ops linked through ._next. */

@@ -32,7 +32,7 @@ static const uint8_t kind_opcode[TMO__KIND_COUNT_] = {
 };
 
 /* Flags that survive from one start of an op to the next: its description. */
-#define KEEP_ON_RELEASE TMO__F_PREPARED
+#define KEEP_ON_RELEASE (TMO__F_PREPARED | TMO__F_IN_DONE_SET)
 
 void tmo__queue_push(struct tmo__op_queue *queue, struct tmo_op *op)
 {
@@ -74,7 +74,7 @@ static int prep(struct tmo_op *op, enum tmo__kind kind, int fd)
 {
 	if (!op)
 		return -EINVAL;
-	if (op->_flags & TMO__F_ACTIVE)
+	if (op->_flags & (TMO__F_ACTIVE | TMO__F_IN_DONE_SET))
 		return -EBUSY;
 	void *data = op->data;
 	/* Kept: a stale request of the op's previous start must never match its next one. */
@@ -436,7 +436,7 @@ static int activate(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, 
 	if (!(op->_flags & TMO__F_PREPARED) || op->_kind == TMO__KIND_NONE ||
 	    op->_kind >= TMO__KIND_COUNT_)
 		return -EINVAL;
-	if (op->_flags & TMO__F_ACTIVE)
+	if (op->_flags & (TMO__F_ACTIVE | TMO__F_IN_DONE_SET))
 		return -EBUSY;
 	if ((uintptr_t)op & ~(uintptr_t)TMO__ADDRESS_MASK)
 		return -EINVAL; /* misaligned, or an address with the generation's bits in use */

@@ -1948,6 +1948,55 @@ static void group_enums_have_names(void **state)
 	assert_string_equal(tmo_group_policy_name((enum tmo_group_policy)2), "unknown");
 }
 
+/* ---- a completed member stays the group's until it is closed ------------------------------ */
+
+static void completed_member_is_refused_until_the_group_is_closed(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct order_rec r = { 0 }, r2 = { 0 };
+	struct tmo_group_options opt = { .on_done = order_on_done, .on_member = order_on_member,
+					 .data = &r };
+
+	assert_int_equal(tmo_group_init(loop, &r.group, &opt), 0);
+	assert_int_equal(tmo_prep_nop(&r.ops[0]), 0);
+	assert_int_equal(tmo_group_add(&r.group, &r.ops[0], TMO_NEVER), 0);
+	assert_int_equal(tmo_prep_sleep(&r.ops[1], tmo_in_ms(20)), 0);
+	assert_int_equal(tmo_group_add(&r.group, &r.ops[1], TMO_NEVER), 0);
+	while (r.member_calls < 1)
+		tmo_loop_run(loop, TMO_RUN_ONCE);
+	/* ops[0] is in the done set, ops[1] still runs: before, adding ops[0] again linked it
+	 * into the waiting queue through the same field and the group restarted members it had
+	 * finished, over and over (found by fuzz_api). */
+	assert_false(tmo_op_busy(&r.ops[0]));
+	assert_int_equal(tmo_group_add(&r.group, &r.ops[0], TMO_NEVER), -EBUSY);
+	assert_int_equal(tmo_prep_nop(&r.ops[0]), -EBUSY);
+	assert_int_equal(tmo_op_start(loop, &r.ops[0], TMO_NEVER, test_record), -EBUSY);
+	struct tmo_group_options opt2 = { .on_done = order_on_done, .on_member = order_on_member,
+					  .data = &r2 };
+	assert_int_equal(tmo_group_init(loop, &r2.group, &opt2), 0);
+	assert_int_equal(tmo_group_add(&r2.group, &r.ops[0], TMO_NEVER), -EBUSY);
+	assert_int_equal(tmo_group_seal(&r.group), 0);
+	assert_int_equal(tmo_group_seal(&r2.group), 0);
+	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
+	assert_int_equal(r.member_calls, 2); /* one per add, no more */
+	assert_int_equal(r.done_calls, 1);
+	assert_ptr_equal(tmo_group_done_first(&r.group), &r.ops[0]);
+	assert_ptr_equal(tmo_group_done_next(&r.ops[0]), &r.ops[1]);
+	assert_null(tmo_group_done_next(&r.ops[1]));
+
+	/* Closed: the members are the caller's again. */
+	assert_int_equal(tmo_group_close(&r.group), 0);
+	assert_int_equal(tmo_prep_nop(&r.ops[0]), 0);
+	assert_int_equal(tmo_group_add(&r2.group, &r.ops[0], TMO_NEVER), -EPIPE); /* sealed */
+	assert_int_equal(tmo_group_close(&r2.group), 0);
+	assert_int_equal(tmo_group_init(loop, &r2.group, &opt2), 0);
+	assert_int_equal(tmo_group_add(&r2.group, &r.ops[0], TMO_NEVER), 0);
+	assert_int_equal(tmo_group_seal(&r2.group), 0);
+	assert_int_equal(tmo_loop_run(loop, TMO_RUN_DEFAULT), 0);
+	assert_int_equal(r2.member_calls, 1);
+	assert_int_equal(tmo_group_close(&r2.group), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, test_loop_setup, test_loop_teardown)
@@ -1962,6 +2011,7 @@ int main(void)
 		TL(on_done_comes_after_the_members_it_cut),
 		T(zero_options_mean_no_deadline),
 		T(group_enums_have_names),
+		T(completed_member_is_refused_until_the_group_is_closed),
 		T(empty_sealed_group_finishes_from_the_loop),
 		T(first_done_leaves_the_rest_running),
 		T(first_success_waits_past_failures),

@@ -26,8 +26,10 @@
  * Ownership: the caller allocates struct tmo_group and the member ops. Members belong to the
  * group from tmo_group_add() until they complete; then tmo_op_result() holds their result. The
  * group may be reused or freed once tmo_group_close() succeeded; it refuses (-EBUSY) while the
- * group has not finished or members are pending. Member ops must not be prepared again or freed
- * before that either: the group's done and pending sets point at them.
+ * group has not finished or members are pending. Member ops must not be freed before that
+ * either: the group's done and pending sets point at them. A completed member stays in the
+ * done set until tmo_group_close() (or tmo_group_init() again): until then tmo_prep_*,
+ * tmo_op_start() and tmo_group_add() (to this group or another) refuse it with -EBUSY.
  */
 #ifndef TMO_GROUP_H
 #define TMO_GROUP_H
