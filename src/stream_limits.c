@@ -130,10 +130,8 @@ int64_t tmo__limits_next(const struct tmo_stream_limits *limits,
 	return when;
 }
 
-int64_t tmo__limits_with_scope(const struct tmo_loop *loop, int64_t deadline, uint8_t *which)
+int64_t tmo__limits_with_scope(const struct tmo_scope *scope, int64_t deadline, uint8_t *which)
 {
-	struct tmo_scope *scope = tmo_loop_current_scope(loop);
-
 	if (scope) {
 		int64_t limit = tmo__deadline_in(tmo_scope_effective_deadline(scope));
 		if (limit < deadline) {

@@ -36,11 +36,11 @@ int64_t tmo__limits_next(const struct tmo_stream_limits *limits,
 			 const struct tmo__rate_window *rate, int64_t wait_from, uint8_t *which);
 
 /*
- * Lowers `deadline` to the effective deadline of the loop's current scope if that is earlier
+ * Lowers `deadline` to the effective deadline of `scope` (NULL: none) if that is earlier
  * (naming TMO_LIMIT_SCOPE in *which): the scope's deadline is then carried by the request
  * itself, so the kernel enforces it like the others even while the loop thread is busy.
  */
-int64_t tmo__limits_with_scope(const struct tmo_loop *loop, int64_t deadline, uint8_t *which);
+int64_t tmo__limits_with_scope(const struct tmo_scope *scope, int64_t deadline, uint8_t *which);
 
 /*
  * For a request that timed out at a scope deadline it carried itself (TMO_LIMIT_SCOPE with

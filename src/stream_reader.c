@@ -20,7 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "internal.h"
+#include "container.h"
 #include "stream_limits.h"
 
 /* struct tmo_reader._state */
@@ -35,6 +35,7 @@ enum {
 	R_SOCKET = 1u << 7,   /* recv, not read */
 	R_IN_CB = 1u << 8,    /* a DATA or TIMEOUT callback is running: pump() goes on after it */
 	R_SELF_CANCEL = 1u << 9, /* pause or a framing change cancelled the read in flight */
+	R_RESCOPE = 1u << 10, /* resumed in another scope: the next request joins _next_scope */
 };
 
 #define MAX_CAP (UINT32_C(1) << 31)
@@ -158,11 +159,46 @@ uint64_t tmo_reader_total(const struct tmo_reader *reader)
 
 static void on_op(struct tmo_op *op, int32_t res);
 
+/*
+ * The scope the reader's next request joins: the current one (a callback runs in its op's
+ * scope, so reads follow the scope the reader was started or resumed in), or the one recorded
+ * by a resume while a request was still in flight in the old scope.
+ */
+static struct tmo_scope *next_scope(const struct tmo_reader *r)
+{
+	return (r->_state & R_RESCOPE) ? r->_next_scope : tmo_loop_current_scope(r->_loop);
+}
+
+/* Lets go of the scope a resume recorded (its hold kept it alive until a request joined it). */
+static void drop_rescope(struct tmo_reader *r)
+{
+	if (!(r->_state & R_RESCOPE))
+		return;
+	r->_state &= (uint16_t)~R_RESCOPE;
+	struct tmo_scope *scope = r->_next_scope;
+	r->_next_scope = NULL;
+	if (scope) {
+		scope->_c.holds--;
+		tmo__container_check_done(tmo__state(r->_loop), &scope->_c);
+	}
+}
+
+/* Starts the reader's one request in the scope it belongs to. */
+static int start_request(struct tmo_reader *r, int64_t deadline)
+{
+	struct tmo_scope *scope = next_scope(r);
+	int ret = tmo__op_start_in(r->_loop, &r->_op, deadline, on_op, scope ? &scope->_c : NULL);
+
+	if (!ret)
+		drop_rescope(r);
+	return ret;
+}
+
 /* Brings the reader back into the loop: pump() runs from the nop's completion. */
 static int kick(struct tmo_reader *r)
 {
 	tmo_prep_nop(&r->_op);
-	int ret = tmo_op_start(r->_loop, &r->_op, TMO_NEVER, on_op);
+	int ret = start_request(r, TMO_NEVER_NS);
 	if (!ret)
 		r->_state |= R_OP | R_KICK;
 	return ret;
@@ -187,7 +223,7 @@ static int arm_read(struct tmo_reader *r)
 	}
 	uint8_t which;
 	int64_t deadline = tmo__limits_next(&r->_limits, &r->_rate, r->_wait_from, &which);
-	deadline = tmo__limits_with_scope(r->_loop, deadline, &which);
+	deadline = tmo__limits_with_scope(next_scope(r), deadline, &which);
 	r->_armed_limit = which;
 	r->_armed_at = deadline;
 
@@ -197,7 +233,7 @@ static int arm_read(struct tmo_reader *r)
 		tmo_prep_recv(&r->_op, r->_fd, into, room, 0);
 	else
 		tmo_prep_read(&r->_op, r->_fd, into, room, (uint64_t)-1);
-	int ret = tmo_op_start(r->_loop, &r->_op, tmo__deadline_out(deadline), on_op);
+	int ret = start_request(r, deadline);
 	if (!ret)
 		r->_state = (uint16_t)((r->_state & ~R_KICK) | R_OP);
 	return ret;
@@ -262,6 +298,7 @@ static void finish(struct tmo_reader *r, int32_t error, enum tmo_limit limit)
 	const uint8_t *left = r->_buf + r->_head;
 	size_t len = r->_tail - r->_head;
 
+	drop_rescope(r);
 	r->_state &= (uint16_t)(R_INIT | R_SOCKET);
 	r->_head = r->_tail = r->_scanned = 0;
 	if (r->_ended_in_cb) { /* inside a DATA or TIMEOUT callback: tell its emit() */
@@ -442,6 +479,22 @@ int tmo_reader_pause(struct tmo_reader *reader)
 	return 0;
 }
 
+/* A resume while a request is in flight in another scope: the reads that follow join the
+ * scope current now, as a resume with nothing in flight does. A hold keeps that scope alive
+ * (busy) until a request has joined it. */
+static void rescope(struct tmo_reader *r)
+{
+	struct tmo_scope *scope = tmo_loop_current_scope(r->_loop);
+
+	if (r->_op._owner == (scope ? &scope->_c : NULL) && !(r->_state & R_RESCOPE))
+		return;
+	drop_rescope(r);
+	if (scope)
+		scope->_c.holds++;
+	r->_next_scope = scope;
+	r->_state |= R_RESCOPE;
+}
+
 int tmo_reader_resume(struct tmo_reader *reader)
 {
 	if (!stoppable(reader) || (reader->_state & R_STOP))
@@ -451,7 +504,10 @@ int tmo_reader_resume(struct tmo_reader *reader)
 	reader->_state &= (uint16_t)~R_PAUSED;
 	restart_waits(reader);
 	/* From inside a callback pump() goes on by itself when it returns; with a request in
-	 * flight (the read pause cancelled, or a nop) pump() follows its completion. */
+	 * flight (the read pause cancelled, or a nop) pump() follows its completion, in that
+	 * request's scope: record the current one for the requests that follow. */
+	if (reader->_state & R_OP)
+		rescope(reader);
 	if (reader->_state & (R_OP | R_IN_CB))
 		return 0;
 	int ret = kick(reader);

@@ -11,6 +11,7 @@
 
 #include "internal.h"
 #include "stream_limits.h"
+#include "tmo/scope.h"
 
 /* struct tmo_writer._state */
 enum {
@@ -90,7 +91,8 @@ static int arm_write(struct tmo_writer *w)
 		w->_wait_from = tmo_now();
 	int64_t deadline = tmo__limits_next(&w->_limits, &w->_rate, w->_wait_from,
 					    &w->_armed_limit);
-	deadline = tmo__limits_with_scope(w->_loop, deadline, &w->_armed_limit);
+	deadline = tmo__limits_with_scope(tmo_loop_current_scope(w->_loop), deadline,
+					  &w->_armed_limit);
 	size_t left = w->_len - w->_done;
 	uint32_t chunk = left > MAX_CHUNK ? MAX_CHUNK : (uint32_t)left;
 	/*

@@ -2317,6 +2317,67 @@ static void stream_enums_have_names(void **state)
 	assert_string_equal(tmo_cause_name((enum tmo_cause)-3), "unknown");
 }
 
+/* ---- a resume outside the scope the reader was started in --------------------------------- */
+
+static void resume_outside_the_scope_leaves_it(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct rec *r = calloc(1, sizeof(*r));
+	struct tmo_scope scope = { 0 };
+	int fds[2];
+	struct tmo_reader_options o = { .limits = { .gap_ns = 2 * U } };
+
+	test_socketpair(fds);
+	rec_init(r, loop, fds[0], 64, &o);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_in_ns(U / 2), 0), 0);
+	rec_start(r);
+	assert_int_equal(tmo_scope_exit(&scope), 0);
+	assert_true(tmo_scope_busy(&scope)); /* the reader's request is in it */
+	tmo_loop_run(loop, TMO_RUN_NOWAIT); /* the first read is in the kernel, in the scope */
+	assert_int_equal(tmo_reader_pause(&r->reader), 0);
+	/* Resumed outside any scope before the paused read has ended: the reads that follow are
+	 * in no scope, as after a resume with nothing in flight. Before, they stayed in the
+	 * scope, whose deadline ended the reader (limit "scope") at U / 2. */
+	int64_t resumed = tmo_now();
+	assert_int_equal(tmo_reader_resume(&r->reader), 0);
+	run(loop);
+	assert_seq(r, "E:ETIME:GAP:");
+	assert_on_time(last_event(r)->seen, resumed + 2 * U);
+	assert_false(tmo_scope_busy(&scope));
+	assert_false(tmo_scope_expired(&scope));
+	chan_close(fds, NULL);
+	free(r);
+}
+
+/* The other way: started outside, resumed inside a scope with the paused read in flight: the
+ * scope's deadline now bounds the reader. */
+static void resume_inside_a_scope_joins_it(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct rec *r = calloc(1, sizeof(*r));
+	struct tmo_scope scope = { 0 };
+	int fds[2];
+	struct tmo_reader_options o = { .limits = { .gap_ns = 4 * U } };
+
+	test_socketpair(fds);
+	rec_init(r, loop, fds[0], 64, &o);
+	rec_start(r);
+	tmo_loop_run(loop, TMO_RUN_NOWAIT);
+	assert_int_equal(tmo_reader_pause(&r->reader), 0);
+	int64_t deadline = tmo_now() + U;
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_at(deadline), 0), 0);
+	assert_int_equal(tmo_reader_resume(&r->reader), 0);
+	assert_int_equal(tmo_scope_exit(&scope), 0);
+	assert_true(tmo_scope_busy(&scope)); /* held for the reader until its next read joins */
+	run(loop);
+	assert_seq(r, "E:ETIME:SCOPE:");
+	assert_on_time(last_event(r)->seen, deadline);
+	assert_true(tmo_scope_expired(&scope));
+	assert_false(tmo_scope_busy(&scope));
+	chan_close(fds, NULL);
+	free(r);
+}
+
 int main(int argc, char **argv)
 {
 /* Each test twice: deadlines kept by the kernel (default) and by the loop. */
@@ -2366,6 +2427,8 @@ int main(int argc, char **argv)
 		T(stop_from_a_callback),
 		T(reader_freed_after_stop_in_its_data_callback),
 		T(paused_says_whether_paused),
+		T(resume_outside_the_scope_leaves_it),
+		T(resume_inside_a_scope_joins_it),
 		T(stream_enums_have_names),
 		BOTH(stop_while_a_read_is_in_flight),
 		T(pause_then_resume_delivers_in_order),

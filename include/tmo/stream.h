@@ -38,7 +38,10 @@
  *
  * Scopes: each read or write joins the loop's current scope at the moment it is issued, as any
  * operation does: the scope current at tmo_reader_start / tmo_reader_resume /
- * tmo_writer_write, and after that the same scope (a stream's callbacks run in it). A scope's
+ * tmo_writer_write, and after that the same scope (a stream's callbacks run in it). A resume
+ * moves a reader to the scope current then (or to none) even while the read its pause
+ * cancelled is still in flight in the old one: the reads after it join the new scope, which is
+ * held busy until they have. A scope's
  * deadline ends the stream with TMO_LIMIT_SCOPE. When it is the earliest limit, it is copied
  * into the request's own deadline, so the kernel enforces it like the others (a scope shifted
  * later lets the stream wait on with a new request when the old deadline comes; one shifted
@@ -178,6 +181,7 @@ struct tmo_reader {
 	uint64_t _total;
 	struct tmo__rate_window _rate;
 	bool *_ended_in_cb;  /* while a DATA or TIMEOUT callback runs: set when END is delivered */
+	struct tmo_scope *_next_scope; /* resumed in it while a request was in another scope */
 };
 
 /*
