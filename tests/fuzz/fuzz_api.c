@@ -20,11 +20,12 @@
  *   - at the end, with everything sealed, stopped and exited and the peers closed, the loop
  *     runs dry within 2 s, every object is idle, and the loop closes: nothing is leaked
  *     (LeakSanitizer, in the ASan+UBSan build).
+ *   - a completed group member stays the group's until the group is closed or initialised
+ *     again: preparing, starting or adding it anywhere is refused with -EBUSY meanwhile;
+ *   - a reader resumed inside or outside a scope is bound by the scope current at the resume,
+ *     even when the read its pause cancelled has not ended yet.
  *
- * Two engine bugs it found are stepped around, so that it looks for others meanwhile (see
- * tests/fuzz/crashers/README.md): a member is not added again to a group before that group is
- * closed, and a reader resumed before the loop ran since its pause may still be ended by the
- * scope it was in before.
+ * The last two were found by this fuzzer (tests/fuzz/crashers/README.md).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -58,8 +59,8 @@ struct slot {
 	int64_t deadline;     /* its own, absolute (TMO_NEVER_NS: none) */
 	int64_t wake_at;      /* K_SLEEP */
 	struct mscope *scope; /* the loop's current scope when it started */
-	struct mgroup *group; /* the group it was last added to, until that group is closed: the
-	                         group's done set points at it meanwhile, so it is not reused */
+	struct mgroup *group; /* the group it was last added to, until that group is closed or
+	                         initialised again: the op is the group's until then */
 	bool cancelled;       /* tmo_op_cancel() accepted, this run */
 };
 
@@ -90,11 +91,6 @@ struct mreader {
 	uint64_t sent, got;   /* bytes written to it, bytes delivered (DATA and END) */
 	int64_t started_at, gap_ns, deadline;
 	struct mscope *scope;
-	/* The scope before a resume that came before the loop ran since the pause: the engine
-	 * keeps the reader in it then (tests/fuzz/crashers/README.md), so its deadline may end
-	 * the reader too. */
-	struct mscope *old_scope;
-	unsigned paused_at_run;
 };
 
 struct state {
@@ -107,7 +103,6 @@ struct state {
 	struct mgroup groups[N_GROUPS];
 	struct mreader reader;
 	bool draining;
-	unsigned runs; /* loop runs so far */
 };
 
 static struct state st;
@@ -241,8 +236,6 @@ static void on_op(struct tmo_op *op, int32_t res)
 /* Prepares an idle slot as one of the four kinds; an active one must be refused. */
 static void prep_slot(struct slot *sl, uint8_t b)
 {
-	if (sl->group)
-		return;
 	enum kind kind = (enum kind)(b % 4);
 	int ret;
 	int64_t wake_at = 0;
@@ -257,8 +250,9 @@ static void prep_slot(struct slot *sl, uint8_t b)
 	case K_RECV: ret = tmo_prep_recv(&sl->op, sl->fds[0], sl->buf, sizeof sl->buf, 0); break;
 	default: ret = tmo_prep_poll(&sl->op, sl->fds[0], POLLIN); break;
 	}
-	if (sl->outstanding || tmo_op_busy(&sl->op)) {
-		FUZZ_CHECK(ret == -EBUSY, "prep of active op %d = %d", (int)(sl - st.ops), ret);
+	if (sl->outstanding || tmo_op_busy(&sl->op) || sl->group) {
+		FUZZ_CHECK(ret == -EBUSY, "prep of op %d, active or a group's = %d",
+			   (int)(sl - st.ops), ret);
 		return;
 	}
 	FUZZ_CHECK(ret == 0, "prep of idle op %d (kind %d) = %d", (int)(sl - st.ops), kind, ret);
@@ -272,12 +266,13 @@ static void prep_slot(struct slot *sl, uint8_t b)
 
 static void start_slot(struct slot *sl)
 {
-	if (!sl->prepared || sl->group)
+	if (!sl->prepared)
 		return;
 	int idx = (int)(sl - st.ops);
 	tmo_deadline d = pick_deadline();
 	int64_t dns = tmo_deadline_ns(d);
-	bool active = sl->outstanding || tmo_op_busy(&sl->op);
+	/* Active, or a member (done or not) of a group not yet closed: refused. */
+	bool active = sl->outstanding || tmo_op_busy(&sl->op) || sl->group;
 	/* A sleep's wake-up was fixed at prep: re-prepare a sleep so that it sleeps again. */
 	if (!active && sl->kind == K_SLEEP)
 		prep_slot(sl, (uint8_t)(K_SLEEP | fuzz_byte(&st.in) << 2));
@@ -474,13 +469,11 @@ static void group_init(struct mgroup *g)
 
 static void group_add(struct mgroup *g, struct slot *sl)
 {
-	/* A member is not added again, to this group or another, until its group is closed or
-	 * initialised again: the group's done set still points at it. (tmo_group_add accepts a
-	 * completed member of the same live group, which then starts members again and again:
-	 * tests/fuzz/crashers/README.md.) */
-	if (!g->live || !sl->prepared || sl->group)
+	if (!g->live || !sl->prepared)
 		return;
-	bool active = sl->outstanding || tmo_op_busy(&sl->op);
+	/* A member, even completed, is its group's until the group is closed or initialised
+	 * again: adding it again, to this group or another, is refused meanwhile. */
+	bool active = sl->outstanding || tmo_op_busy(&sl->op) || sl->group;
 	if (!active && sl->kind == K_SLEEP)
 		prep_slot(sl, (uint8_t)(K_SLEEP | fuzz_byte(&st.in) << 2));
 	tmo_deadline d = pick_deadline();
@@ -571,8 +564,6 @@ static void on_reader(struct tmo_reader *r, const struct tmo_reader_event *ev)
 			break;
 		case TMO_LIMIT_SCOPE: {
 			int64_t d = chain_deadline(m->scope);
-			if (m->old_scope)
-				d = min64(d, chain_deadline(m->old_scope));
 			FUZZ_CHECK(now >= d, "reader scope limit %lld ns early", (long long)(d - now));
 			break;
 		}
@@ -614,7 +605,6 @@ static void reader_action(uint8_t b)
 		m->busy = true;
 		m->paused = m->stopped = false;
 		m->started_at = before;
-		m->old_scope = NULL;
 		m->gap_ns = o.limits.gap_ns;
 		m->deadline = dns;
 		struct tmo_scope *cur = tmo_loop_current_scope(&st.loop);
@@ -644,15 +634,12 @@ static void reader_action(uint8_t b)
 			m->started_at = before;
 			/* Its reads join the scope current at resume (stream.h). */
 			struct tmo_scope *cur = tmo_loop_current_scope(&st.loop);
-			if (st.runs == m->paused_at_run && m->scope != (cur ? model_scope(cur) : NULL))
-				m->old_scope = m->scope;
 			m->scope = cur ? model_scope(cur) : NULL;
 		} else {
 			ret = tmo_reader_pause(&m->r);
 			FUZZ_CHECK(ret == 0, "pause = %d", ret);
 			TRACE("reader paused\n");
 			m->paused = true;
-			m->paused_at_run = st.runs;
 		}
 		break;
 	case 3: /* stop */
@@ -670,7 +657,6 @@ static void reader_action(uint8_t b)
 static void run_loop(uint8_t b)
 {
 	int ret;
-	st.runs++;
 	if (b & 1)
 		ret = tmo_loop_run(&st.loop, TMO_RUN_NOWAIT);
 	else

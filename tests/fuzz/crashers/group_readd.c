@@ -1,18 +1,20 @@
 /*
  * Reproducer (found by fuzz_api): a group member that has completed, added again to the same
- * live group, makes the group start members it already finished, over and over.
+ * live group, made the group start members it had already finished, over and over (fixed).
  *
  * Group: QUORUM 2, LEAVE_PENDING, max_running 1. A (a nop whose deadline is now) is added and
  * completes -ETIME: it is in the group's done set. B (a sleep of 0.45 ms, deadline 1.5 ms) is
  * added and runs. A is added again (it is not active, so tmo_group_add accepts it) and waits
- * for B's slot. The loop is first run 1.45 ms later. Expected: one on_member per add (A twice,
- * B once). Seen: B and A start again and again, B completing -ETIME (cause own) each time,
- * after on_done.
+ * for B's slot. The loop is first run 1.45 ms later. Before the fix: B and A started again and
+ * again, B completing -ETIME (cause own) each time, after on_done. Since f180143 the second add
+ * is refused (-EBUSY: A is the group's until it is closed), or if it were accepted, each add
+ * would have to give exactly one on_member.
  *
  * Build and run from the repository's root, after a build of the library in build/fuzz:
  *   clang -D_GNU_SOURCE -Iinclude tests/fuzz/crashers/group_readd.c build/fuzz/libtmo.a \
  *     -fsanitize=address,undefined,fuzzer-no-link -luring -lpthread -lm -o /tmp/group_readd
- *   /tmp/group_readd   # exit 1 and "extra callbacks" when the bug shows (timing: it tries 20 times)
+ *   ASAN_OPTIONS=detect_leaks=0 /tmp/group_readd
+ * Exit 1 and "extra callbacks" while the bug is there (timing: it tries 20 times), else 0.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,20 +1,20 @@
 /*
  * Reproducer (found by fuzz_api): a reader resumed outside any scope, right after a pause whose
- * cancelled read the loop has not reaped yet, stays in the scope it was started in, and that
- * scope's deadline ends it (END -ETIME, limit "scope").
+ * cancelled read the loop has not reaped yet, stayed in the scope it was started in, and that
+ * scope's deadline ended it (END -ETIME, limit "scope"; fixed).
  *
  * stream.h: each read "joins the loop's current scope at the moment it is issued ...: the scope
  * current at tmo_reader_start / tmo_reader_resume / tmo_writer_write". Here the reader starts
  * inside a scope with a 5 ms deadline, the scope is exited, the reader is paused and resumed
  * at once, outside any scope. Expected: END -ETIME, limit "gap", at about 30 ms (its gap
- * limit). Seen: END -ETIME, limit "scope", at 5 ms. With the loop run between pause and resume
- * (so that the cancelled read is reaped), the gap ends it, as expected.
+ * limit). Before the fix (6c2ae04): END -ETIME, limit "scope", at 5 ms. With the loop run
+ * between pause and resume (so that the cancelled read is reaped), the gap ended it already.
  *
  * Build and run from the repository's root, after a build of the library in build/fuzz:
  *   clang -D_GNU_SOURCE -Iinclude tests/fuzz/crashers/reader_resume_scope.c build/fuzz/libtmo.a \
  *     -fsanitize=address,undefined,fuzzer-no-link -luring -lpthread -lm -o /tmp/reader_resume_scope
- *   /tmp/reader_resume_scope      # exit 1: "limit scope"
- *   /tmp/reader_resume_scope run  # the loop run between pause and resume: exit 0
+ *   /tmp/reader_resume_scope      # exit 1 ("limit scope") while the bug is there, else 0
+ *   /tmp/reader_resume_scope run  # the loop run between pause and resume
  */
 #include <stdio.h>
 #include <string.h>
