@@ -508,6 +508,8 @@ int tmo_reader_resume(struct tmo_reader *reader)
 	 * request's scope: record the current one for the requests that follow. */
 	if (reader->_state & R_OP)
 		rescope(reader);
+	else
+		drop_rescope(reader); /* what comes next starts now, in the current scope */
 	if (reader->_state & (R_OP | R_IN_CB))
 		return 0;
 	int ret = kick(reader);

@@ -2378,6 +2378,36 @@ static void resume_inside_a_scope_joins_it(void **state)
 	free(r);
 }
 
+/* Resumed in a scope, paused again before a read joined it, then resumed outside any scope:
+ * the scope of the middle resume is let go (it used to linger and end the reader). */
+static void resume_in_a_scope_then_outside_leaves_it(void **state)
+{
+	struct tmo_loop *loop = *state;
+	struct rec *r = calloc(1, sizeof(*r));
+	struct tmo_scope scope = { 0 };
+	int fds[2];
+	struct tmo_reader_options o = { .limits = { .gap_ns = 2 * U } };
+
+	test_socketpair(fds);
+	rec_init(r, loop, fds[0], 64, &o);
+	rec_start(r); /* outside any scope: the start's nop is in flight */
+	assert_int_equal(tmo_reader_pause(&r->reader), 0);
+	assert_int_equal(tmo_scope_enter(loop, &scope, tmo_in_ns(U / 4), 0), 0);
+	assert_int_equal(tmo_reader_resume(&r->reader), 0);
+	assert_int_equal(tmo_reader_pause(&r->reader), 0);
+	assert_int_equal(tmo_scope_exit(&scope), 0);
+	for (int i = 0; i < 3; i++)
+		tmo_loop_run(loop, TMO_RUN_NOWAIT); /* the nop completes: nothing in flight */
+	int64_t resumed = tmo_now();
+	assert_int_equal(tmo_reader_resume(&r->reader), 0);
+	run(loop);
+	assert_seq(r, "E:ETIME:GAP:");
+	assert_on_time(last_event(r)->seen, resumed + 2 * U);
+	assert_false(tmo_scope_busy(&scope));
+	chan_close(fds, NULL);
+	free(r);
+}
+
 int main(int argc, char **argv)
 {
 /* Each test twice: deadlines kept by the kernel (default) and by the loop. */
@@ -2429,6 +2459,7 @@ int main(int argc, char **argv)
 		T(paused_says_whether_paused),
 		T(resume_outside_the_scope_leaves_it),
 		T(resume_inside_a_scope_joins_it),
+		T(resume_in_a_scope_then_outside_leaves_it),
 		T(stream_enums_have_names),
 		BOTH(stop_while_a_read_is_in_flight),
 		T(pause_then_resume_delivers_in_order),
