@@ -23,7 +23,8 @@
  *   - a completed group member stays the group's until the group is closed or initialised
  *     again: preparing, starting or adding it anywhere is refused with -EBUSY meanwhile;
  *   - a reader resumed inside or outside a scope is bound by the scope current at the resume,
- *     even when the read its pause cancelled has not ended yet.
+ *     even when the read its pause cancelled has not ended yet, or an earlier resume in
+ *     another scope was paused before any read joined it.
  *
  * The last two were found by this fuzzer (tests/fuzz/crashers/README.md).
  */
@@ -94,12 +95,6 @@ struct mreader {
 	/* A scope it left at a resume had expired by then: an end that scope caused before the
 	 * resume (a read started in an expired scope, say) is delivered after it. */
 	bool left_expired_scope;
-	/* A scope it was resumed in and paused again before the loop ran: the engine keeps it
-	 * bound by that scope even after a later resume elsewhere (an open bug,
-	 * tests/fuzz/crashers/README.md), so its deadline may end the reader too. */
-	struct mscope *lingering;
-	bool lingers;
-	unsigned resumed_at_run;
 };
 
 struct state {
@@ -112,7 +107,6 @@ struct state {
 	struct mgroup groups[N_GROUPS];
 	struct mreader reader;
 	bool draining;
-	unsigned runs; /* loop runs so far */
 };
 
 static struct state st;
@@ -574,8 +568,6 @@ static void on_reader(struct tmo_reader *r, const struct tmo_reader_event *ev)
 			break;
 		case TMO_LIMIT_SCOPE: {
 			int64_t d = chain_deadline(m->scope);
-			if (m->lingers)
-				d = min64(d, chain_deadline(m->lingering));
 			FUZZ_CHECK(now >= d || m->left_expired_scope, "reader scope limit %lld ns early",
 				   (long long)(d - now));
 			break;
@@ -619,8 +611,6 @@ static void reader_action(uint8_t b)
 		m->paused = m->stopped = false;
 		m->started_at = before;
 		m->left_expired_scope = false;
-		m->lingers = false;
-		m->resumed_at_run = st.runs - 1; /* a pause right after start is no resume's */
 		m->gap_ns = o.limits.gap_ns;
 		m->deadline = dns;
 		struct tmo_scope *cur = tmo_loop_current_scope(&st.loop);
@@ -648,7 +638,6 @@ static void reader_action(uint8_t b)
 			TRACE("reader resumed in scope %d\n", current_scope() ? (int)(current_scope() - st.scopes) : -1);
 			m->paused = false;
 			m->started_at = before;
-			m->resumed_at_run = st.runs;
 			/* Its reads join the scope current at resume (stream.h). */
 			struct tmo_scope *cur = tmo_loop_current_scope(&st.loop);
 			if (chain_deadline(m->scope) <= before)
@@ -659,10 +648,6 @@ static void reader_action(uint8_t b)
 			FUZZ_CHECK(ret == 0, "pause = %d", ret);
 			TRACE("reader paused\n");
 			m->paused = true;
-			if (st.runs == m->resumed_at_run && m->scope) {
-				m->lingering = m->scope;
-				m->lingers = true;
-			}
 		}
 		break;
 	case 3: /* stop */
@@ -680,7 +665,6 @@ static void reader_action(uint8_t b)
 static void run_loop(uint8_t b)
 {
 	int ret;
-	st.runs++;
 	if (b & 1)
 		ret = tmo_loop_run(&st.loop, TMO_RUN_NOWAIT);
 	else

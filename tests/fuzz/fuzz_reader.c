@@ -88,7 +88,9 @@ static void choose_frame(struct harness *h)
 		FUZZ_CHECK(ret == 0, "tmo_reader_frame(chunk) = %d", ret);
 	}
 	h->frame = frame;
-	TRACE("frame %s\n", frame == TMO_FRAME_CHUNK ? "chunk" : frame == TMO_FRAME_EXACT ? "exact" : "delimiter");
+	TRACE("frame %s\n", frame == TMO_FRAME_CHUNK   ? "chunk"
+			     : frame == TMO_FRAME_EXACT ? "exact"
+							: "delimiter");
 }
 
 /* A DATA frame: the next bytes of the stream, cut as the framing says. */

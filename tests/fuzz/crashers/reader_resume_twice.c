@@ -1,13 +1,13 @@
 /*
- * Reproducer (found by fuzz_api): a reader resumed inside a scope and paused again before any
- * read joined that scope, then resumed outside any scope, is still ended by that scope's
- * deadline.
+ * Reproducer (found by fuzz_api, fixed in 5344b3c): a reader resumed inside a scope and paused
+ * again before any read joined that scope, then resumed outside any scope, was still ended by
+ * that scope's deadline.
  *
  * stream.h: each read joins "the scope current at tmo_reader_start / tmo_reader_resume". The
  * reader starts outside any scope and is paused at once; a scope with a 5 ms deadline is
  * entered, the reader resumed in it and paused again (the loop not run meanwhile), the scope
  * exited; the loop runs; the reader is resumed outside any scope. Expected: END -ETIME, limit
- * "gap", at about 30 ms (its gap limit). Seen (at f4689e3): END -ETIME, limit "scope", at 5 ms.
+ * "gap", at about 30 ms (its gap limit). Before the fix: END -ETIME, limit "scope", at 5 ms.
  *
  * Build and run from the repository's root, after a build of the library in build/fuzz:
  *   clang -D_GNU_SOURCE -Iinclude tests/fuzz/crashers/reader_resume_twice.c build/fuzz/libtmo.a \
