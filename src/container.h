@@ -65,8 +65,6 @@ void tmo__container_check_done(struct tmo__loop_state *st, struct tmo__container
 
 /* What each kind does when its timer fires, and when it becomes empty (scope.c, group.c). */
 void tmo__scope_on_timer(struct tmo__loop_state *st, struct tmo_scope *scope);
-/* The nearest scope at or above `scope` (by the enter stack) that is not exited; NULL if none. */
-struct tmo_scope *tmo__scope_live(struct tmo_scope *scope);
 /* Records that the scope's deadline cut work short. */
 void tmo__scope_mark_expired(struct tmo_scope *scope);
 void tmo__scope_check_done(struct tmo__loop_state *st, struct tmo_scope *scope);

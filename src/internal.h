@@ -232,8 +232,9 @@ void tmo__tick_on_cqe(struct tmo__loop_state *st, struct tmo_tick *tick, int32_t
 void tmo__ticks_retry(struct tmo__loop_state *st);
 
 /*
- * Every callback into the caller goes between these two (op.c, tick.c, group.c, pool.c):
- * they count it for RUN_ONCE and, when stalls are watched, time it. Watching off costs one
+ * Every callback into the caller goes between these two (through tmo__invoke_begin/end below,
+ * or directly for group.c's on_done, which keeps the current scope): they count it for
+ * RUN_ONCE and, when stalls are watched, time it. Watching off costs one
  * branch.
  */
 static inline int64_t tmo__callback_begin(struct tmo__loop_state *st)
@@ -253,6 +254,36 @@ static inline void tmo__callback_end(struct tmo__loop_state *st, int64_t began,
 	int64_t ended = tmo_now();
 	if (ended - began >= st->stall.threshold)
 		tmo__stall_report(st, began, ended, source);
+}
+
+/* The nearest scope at or above `scope` (by the enter stack) that is not exited; NULL if none
+ * (scope.c). */
+struct tmo_scope *tmo__scope_live(struct tmo_scope *scope);
+
+/*
+ * One call into the caller's code, the way every subsystem makes it: `scope` is current while
+ * it runs (what the callback starts joins it, as a task keeps its context), the call is
+ * counted and timed (tmo__callback_begin/end), and the scope current before comes back after
+ * it, unless the callback exited that one (an exited scope is never made current again).
+ */
+struct tmo__invoke {
+	struct tmo_scope *saved;
+	int64_t began;
+};
+
+static inline void tmo__invoke_begin(struct tmo__loop_state *st, struct tmo__invoke *call,
+				     struct tmo_scope *scope)
+{
+	call->saved = st->current_scope;
+	call->began = tmo__callback_begin(st);
+	st->current_scope = scope;
+}
+
+static inline void tmo__invoke_end(struct tmo__loop_state *st, const struct tmo__invoke *call,
+				   enum tmo_stall_source source)
+{
+	tmo__callback_end(st, call->began, source);
+	st->current_scope = tmo__scope_live(call->saved);
 }
 
 

@@ -643,23 +643,18 @@ void tmo__op_decide(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, 
 static void call_in_context(struct tmo__loop_state *st, struct tmo__container *owner,
 			    void (*fn)(struct tmo_op *, int32_t), struct tmo_op *op, int32_t res)
 {
-	struct tmo_scope *saved = st->current_scope;
+	struct tmo__invoke call;
 
-	int64_t began = tmo__callback_begin(st);
 	if (!owner) {
-		st->current_scope = NULL;
+		tmo__invoke_begin(st, &call, NULL);
 		fn(op, res);
-		tmo__callback_end(st, began, TMO_STALL_OP);
-		st->current_scope = tmo__scope_live(saved);
+		tmo__invoke_end(st, &call, TMO_STALL_OP);
 		return;
 	}
 	owner->holds++;
-	st->current_scope = tmo__container_scope(owner);
+	tmo__invoke_begin(st, &call, tmo__container_scope(owner));
 	fn(op, res);
-	tmo__callback_end(st, began, TMO_STALL_OP);
-	/* The callback may have exited the scope that was current before it: never restore an
-	 * exited one. */
-	st->current_scope = tmo__scope_live(saved);
+	tmo__invoke_end(st, &call, TMO_STALL_OP);
 	owner->holds--;
 	tmo__container_check_done(st, owner);
 }

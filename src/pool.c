@@ -483,14 +483,12 @@ static void call(struct tmo__pool_state *p, void (*cb)(struct tmo_job *, int64_t
 		 struct tmo_job *job, int64_t res)
 {
 	struct tmo__loop_state *st = p->st;
-	struct tmo_scope *saved = st->current_scope;
+	struct tmo__invoke call;
 
 	p->dispatching++;
-	int64_t began = tmo__callback_begin(st);
-	st->current_scope = NULL; /* a job belongs to no scope */
+	tmo__invoke_begin(st, &call, NULL); /* a job belongs to no scope */
 	cb(job, res);
-	tmo__callback_end(st, began, TMO_STALL_JOB);
-	st->current_scope = tmo__scope_live(saved);
+	tmo__invoke_end(st, &call, TMO_STALL_JOB);
 	p->dispatching--;
 }
 

@@ -206,13 +206,11 @@ void tmo__ticks_retry(struct tmo__loop_state *st)
 
 static void call(struct tmo__loop_state *st, struct tmo_tick *t, uint64_t periods)
 {
-	struct tmo_scope *saved = st->current_scope;
+	struct tmo__invoke call;
 
-	int64_t began = tmo__callback_begin(st);
-	st->current_scope = NULL; /* a tick belongs to no scope */
+	tmo__invoke_begin(st, &call, NULL); /* a tick belongs to no scope */
 	t->_cb(t, periods);
-	tmo__callback_end(st, began, TMO_STALL_TICK);
-	st->current_scope = tmo__scope_live(saved);
+	tmo__invoke_end(st, &call, TMO_STALL_TICK);
 }
 
 void tmo__tick_on_cqe(struct tmo__loop_state *st, struct tmo_tick *t, int32_t res,
