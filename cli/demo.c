@@ -22,6 +22,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: tmo demo [--json] [--scale F] [NAME]...\n"
+		"  or:  tmo demo --list\n"
 		"Runs the scenarios of the seed documents (blocking versus cooperative deadlines,\n"
 		"the worker pool, groups, per-gap stream limits, scopes, ticks) on the engine, each\n"
 		"timed, and prints what the seed says happens, what happened, the elapsed time and\n"
@@ -29,11 +30,12 @@ static void usage(FILE *out)
 		"\n"
 		"  --json       one JSON object per scenario per line\n"
 		"  --scale F    multiply every duration by F (default 1; 0.001 to 100)\n"
+		"  --list       print the scenarios' names, one per line, and exit\n"
 		"  --help       display this help and exit\n"
 		"\n"
-		"Scenarios (all by default):\n");
+		"Scenarios (all by default), each with its family:\n");
 	for (size_t i = 0; i < demo_nscenarios; i++)
-		fprintf(out, "  %s\n", demo_scenarios[i].name);
+		fprintf(out, "  %-24s %s\n", demo_scenarios[i].name, demo_scenarios[i].family);
 	fprintf(out, "\nExit status: 0 if every scenario run passed, 1 if one failed, 125 for bad "
 		     "usage.\n");
 }
@@ -47,6 +49,14 @@ static bool parse_scale(const char *text, double *scale)
 		return false;
 	*scale = v;
 	return true;
+}
+
+/* --list: the names alone, for scripts (CTest's list of cli-demo tests is the same). */
+static int list(void)
+{
+	for (size_t i = 0; i < demo_nscenarios; i++)
+		printf("%s\n", demo_scenarios[i].name);
+	return cli_close_stdout("tmo demo") ? 0 : EXIT_TMO_FAILED;
 }
 
 /* NAME: selects that scenario; false (and said) if there is none of that name. */
@@ -75,6 +85,8 @@ static int parse_args(int argc, char **argv, struct demo *d, bool *selected, boo
 		} else if (options && !strcmp(a, "--help")) {
 			usage(stdout);
 			return 0;
+		} else if (options && !strcmp(a, "--list")) {
+			return list();
 		} else if (options && !strcmp(a, "--json")) {
 			d->json = true;
 		} else if (options && (!strcmp(a, "--scale") || !strncmp(a, "--scale=", 8))) {
