@@ -282,7 +282,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct tmo__pool_state *p = w->pool;
-	timer_t timer;
+	timer_t timer = 0; /* set only with has_timer: zeroed for the compilers that cannot tell */
 	bool has_timer = false;
 
 	w->tid = (pid_t)syscall(SYS_gettid);
