@@ -181,7 +181,7 @@ static void member_done(struct tmo_op *op, int32_t res)
 
 	group->_running--;
 	group->_done++;
-	op->_flags |= TMO__F_IN_DONE_SET;
+	tmo__op_set_in_done_set(op, true);
 	op->_group_next = NULL;
 	if (group->_done_last) {
 		group->_done_last->_group_next = op;
@@ -366,8 +366,7 @@ static bool waits_for(const struct tmo_group *from, const struct tmo_group *targ
 	/* Only ops still waiting, judged by the op alone: a decided one may point at a group
 	 * already closed and freed, while an undecided one keeps its group from closing. */
 	for (const struct tmo_op *op = from->_c.first_op; op; op = op->_sibling_next)
-		if (op->_kind == TMO__KIND_GROUP && (op->_flags & TMO__F_ACTIVE) &&
-		    !(op->_flags & (TMO__F_DECIDED | TMO__F_EXPIRED | TMO__F_CANCEL)) &&
+		if (op->_kind == TMO__KIND_GROUP && tmo__op_undecided(op) &&
 		    waits_for(op->_args.group, target))
 			return true;
 	return false;
@@ -393,7 +392,7 @@ static void release_done_set(struct tmo_group *group)
 
 	while (op) {
 		struct tmo_op *next = op->_group_next;
-		op->_flags &= (uint16_t)~TMO__F_IN_DONE_SET;
+		tmo__op_set_in_done_set(op, false);
 		op->_group_next = NULL;
 		op = next;
 	}
@@ -445,7 +444,7 @@ int tmo_group_add(struct tmo_group *group, struct tmo_op *op, tmo_deadline membe
 		return -EINVAL;
 	if (group->_state & (GROUP_SEALED | GROUP_FINISHED))
 		return -EPIPE;
-	bool waiter = (op->_flags & TMO__F_PREPARED) && op->_kind == TMO__KIND_GROUP;
+	bool waiter = tmo__op_prepared(op) && op->_kind == TMO__KIND_GROUP;
 	if (waiter && op->_args.group && waits_for(op->_args.group, group))
 		return -EINVAL; /* the group would wait for itself */
 	uint32_t limit = group->_opt.max_running;
@@ -522,7 +521,7 @@ struct tmo_op *tmo_group_done_next(const struct tmo_op *member)
  * member already reported stays in the container until the kernel releases it.) */
 static struct tmo_op *skip_reported(struct tmo_op *op)
 {
-	while (op && (op->_flags & TMO__F_REPORTED))
+	while (op && tmo__op_reported(op))
 		op = op->_sibling_next;
 	return op;
 }
@@ -535,7 +534,7 @@ struct tmo_op *tmo_group_pending_first(const struct tmo_group *group)
 struct tmo_op *tmo_group_pending_next(const struct tmo_op *member)
 {
 	/* Active first: a completed member's _owner may point at a group already freed. */
-	if (!member || !(member->_flags & TMO__F_ACTIVE) || !member->_owner ||
+	if (!member || !tmo__op_active(member) || !member->_owner ||
 	    member->_owner->kind != TMO__CONTAINER_GROUP)
 		return NULL;
 	return skip_reported(member->_sibling_next);

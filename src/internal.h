@@ -63,6 +63,28 @@ static inline uint64_t tmo__user_data(const struct tmo_op *op, unsigned tag)
 }
 
 /* An absolute time or a duration in nanoseconds as the kernel's timespec. */
+/*
+ * What other files may know of an op's state (op.c owns its flag bits; these are the only
+ * questions asked of them elsewhere).
+ */
+/* Started and not yet released by the kernel (tmo_op_busy). */
+bool tmo__op_active(const struct tmo_op *op);
+/* Active and its outcome not yet decided: still waiting for its request or group. */
+bool tmo__op_undecided(const struct tmo_op *op);
+/* Its callback fired while the kernel still holds the request. */
+bool tmo__op_reported(const struct tmo_op *op);
+/* Prepared (by any tmo_prep_*), whatever it does now. */
+bool tmo__op_prepared(const struct tmo_op *op);
+/* A linked timeout keeps its deadline, which had passed by `now`, and nothing else decided
+ * its outcome yet (stall.c). */
+bool tmo__op_linked_deadline_passed(const struct tmo_op *op, int64_t now);
+/* A completed group member enters its group's done set, or leaves it (group.c): while in it
+ * the op is refused by prep, start and add. */
+void tmo__op_set_in_done_set(struct tmo_op *op, bool in);
+/* Zeroes an inactive op but its `data` and generation (a stale request of its previous start
+ * must never match the next): preparation, and the init of streams that embed one. */
+void tmo__op_clear(struct tmo_op *op);
+
 /* A public deadline as the engine keeps it: TMO_NEVER_NS for none, negative (-EINVAL) for an
  * invalid one. tmo_deadline_ns() without the call: it is on every start's path. */
 static inline int64_t tmo__deadline_in(tmo_deadline deadline)

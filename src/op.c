@@ -65,6 +65,52 @@ static void enqueue_pending(struct tmo__loop_state *st, struct tmo_op *op)
 
 /* ---- preparation ------------------------------------------------------------------------- */
 
+void tmo__op_clear(struct tmo_op *op)
+{
+	void *data = op->data;
+	uint8_t generation = op->_generation;
+
+	memset(op, 0, sizeof(*op));
+	op->data = data;
+	op->_generation = generation;
+}
+
+bool tmo__op_active(const struct tmo_op *op)
+{
+	return op->_flags & TMO__F_ACTIVE;
+}
+
+bool tmo__op_undecided(const struct tmo_op *op)
+{
+	return (op->_flags & TMO__F_ACTIVE) &&
+	       !(op->_flags & (TMO__F_DECIDED | TMO__F_EXPIRED | TMO__F_CANCEL));
+}
+
+bool tmo__op_reported(const struct tmo_op *op)
+{
+	return op->_flags & TMO__F_REPORTED;
+}
+
+bool tmo__op_prepared(const struct tmo_op *op)
+{
+	return op->_flags & TMO__F_PREPARED;
+}
+
+bool tmo__op_linked_deadline_passed(const struct tmo_op *op, int64_t now)
+{
+	return (op->_flags & TMO__F_LINKED) &&
+	       !(op->_flags & (TMO__F_CANCEL | TMO__F_EXPIRED | TMO__F_REPORTED)) &&
+	       op->_deadline <= now;
+}
+
+void tmo__op_set_in_done_set(struct tmo_op *op, bool in)
+{
+	if (in)
+		op->_flags |= TMO__F_IN_DONE_SET;
+	else
+		op->_flags &= (uint16_t)~TMO__F_IN_DONE_SET;
+}
+
 /*
  * (Re)initialises every private field of an inactive op for one kind of request. Refuses an
  * op that is active: wiping one the kernel or the loop still holds would lose its request and
@@ -76,13 +122,7 @@ static int prep(struct tmo_op *op, enum tmo__kind kind, int fd)
 		return -EINVAL;
 	if (op->_flags & (TMO__F_ACTIVE | TMO__F_IN_DONE_SET))
 		return -EBUSY;
-	void *data = op->data;
-	/* Kept: a stale request of the op's previous start must never match its next one. */
-	uint8_t generation = op->_generation;
-
-	memset(op, 0, sizeof(*op));
-	op->data = data;
-	op->_generation = generation;
+	tmo__op_clear(op);
 	op->_kind = (uint8_t)kind;
 	op->_fd = fd;
 	op->_deadline = TMO_NEVER_NS;

@@ -21,8 +21,7 @@
 static bool kernel_deadline_came_due(const struct tmo_op *op, int32_t res, int64_t now,
 				     bool deferred)
 {
-	if (!(op->_flags & TMO__F_LINKED) || (op->_flags & (TMO__F_CANCEL | TMO__F_EXPIRED)) ||
-	    (op->_flags & TMO__F_REPORTED) || op->_deadline > now)
+	if (!tmo__op_linked_deadline_passed(op, now))
 		return false;
 	res = tmo__user_errno(res);
 	return deferred || res == -ECANCELED || res == -EINTR;

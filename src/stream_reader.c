@@ -68,11 +68,12 @@ int tmo_reader_init(struct tmo_reader *reader, struct tmo_loop *loop, int fd, vo
 		return -EOPNOTSUPP;
 
 	void *data = reader->data;
-	/* Kept, as tmo_prep_* keeps it: a stale request of an earlier start never matches. */
-	uint8_t generation = reader->_op._generation;
+	tmo__op_clear(&reader->_op); /* its generation kept, as tmo_prep_* keeps it */
+	struct tmo_op op = reader->_op;
+	op.data = NULL; /* the reader finds itself from its op by offset, not by data */
 	memset(reader, 0, sizeof(*reader));
 	reader->data = data;
-	reader->_op._generation = generation;
+	reader->_op = op;
 	reader->_loop = loop;
 	reader->_fd = fd;
 	reader->_buf = buf;

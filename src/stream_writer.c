@@ -47,10 +47,12 @@ int tmo_writer_init(struct tmo_writer *writer, struct tmo_loop *loop, int fd,
 		return -EOPNOTSUPP; /* see tmo_reader_init */
 
 	void *data = writer->data;
-	uint8_t generation = writer->_op._generation; /* see tmo_reader_init */
+	tmo__op_clear(&writer->_op); /* its generation kept, as tmo_prep_* keeps it */
+	struct tmo_op op = writer->_op;
+	op.data = NULL; /* the writer finds itself from its op by offset, not by data */
 	memset(writer, 0, sizeof(*writer));
 	writer->data = data;
-	writer->_op._generation = generation;
+	writer->_op = op;
 	writer->_loop = loop;
 	writer->_fd = fd;
 	tmo__limits_copy(&writer->_limits, limits);
