@@ -12,12 +12,6 @@
 #include "tmo/scope.h"
 
 enum { TMO__CONTAINER_SCOPE = 1, TMO__CONTAINER_GROUP = 2 };
-enum {
-	TMO__TIMER_OP = 1,
-	TMO__TIMER_CONTAINER = 2,
-	TMO__TIMER_JOB = 3,
-	TMO__TIMER_CANCEL_RETRY = 4, /* an op's timer, re-armed to ask the kernel again to cancel */
-};
 
 static inline struct tmo_scope *tmo__scope_of(struct tmo__container *c)
 {
@@ -28,16 +22,6 @@ static inline struct tmo_group *tmo__group_of(struct tmo__container *c)
 {
 	return (struct tmo_group *)((char *)c - offsetof(struct tmo_group, _c));
 }
-
-static inline struct tmo__timer *tmo__timer_of(struct tmo__heap_node *node)
-{
-	return (struct tmo__timer *)node; /* node is the first member */
-}
-
-/* Heap of kept deadlines (ops' loop-kept deadlines and containers'). */
-void tmo__timer_arm(struct tmo__loop_state *st, struct tmo__timer *timer, int64_t when);
-void tmo__timer_disarm(struct tmo__loop_state *st, struct tmo__timer *timer);
-bool tmo__timer_less(const struct tmo__heap_node *a, const struct tmo__heap_node *b);
 
 /* Tree links. */
 void tmo__container_init(struct tmo__container *c, uint8_t kind, int64_t deadline, bool shield);

@@ -48,6 +48,26 @@ enum {
 	TMO__TAG_POOL = 7,       /* a pool's wake-up request (pool.c) */
 	TMO__TAG_MASK = 7,       /* 4 and 6 are free */
 };
+
+/* What embeds a kept timer (struct tmo__timer.kind): it picks the expiry handler. */
+enum {
+	TMO__TIMER_OP = 1,
+	TMO__TIMER_CONTAINER = 2,     /* a scope's or group's (container.h) */
+	TMO__TIMER_JOB = 3,
+	TMO__TIMER_CANCEL_RETRY = 4,  /* an op's timer, re-armed to ask the kernel again to cancel */
+	TMO__TIMER_KINDS,
+};
+
+struct tmo__loop_state;
+struct tmo__timer;
+/* The dispatch tables (dispatch.c): a completion's handler by its tag, an expired timer's by
+ * its kind. The loop indexes them and names no subsystem. */
+typedef void (*tmo__cqe_handler)(struct tmo__loop_state *st, uint64_t user_data, int32_t res,
+				 uint32_t flags);
+typedef void (*tmo__timer_handler)(struct tmo__loop_state *st, struct tmo__timer *timer);
+extern const tmo__cqe_handler tmo__cqe_handlers[TMO__TAG_MASK + 1];
+extern const tmo__timer_handler tmo__timer_handlers[TMO__TIMER_KINDS];
+
 #define TMO__GENERATION_SHIFT 56
 #define TMO__ADDRESS_MASK ((UINT64_C(1) << TMO__GENERATION_SHIFT) - 1 - TMO__TAG_MASK)
 
@@ -209,6 +229,16 @@ struct tmo__loop_state {
 	} stall;
 	struct tmo_loop_stats stats;
 };
+
+static inline struct tmo__timer *tmo__timer_of(struct tmo__heap_node *node)
+{
+	return (struct tmo__timer *)node; /* node is the first member */
+}
+
+/* Heap of kept deadlines (ops' loop-kept deadlines, containers', jobs'; container.c). */
+void tmo__timer_arm(struct tmo__loop_state *st, struct tmo__timer *timer, int64_t when);
+void tmo__timer_disarm(struct tmo__loop_state *st, struct tmo__timer *timer);
+bool tmo__timer_less(const struct tmo__heap_node *a, const struct tmo__heap_node *b);
 
 static inline struct tmo__loop_state *tmo__state(const struct tmo_loop *loop)
 {

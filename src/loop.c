@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/utsname.h>
 
-#include "container.h"
+#include "internal.h"
 
 #define DEFAULT_RING_ENTRIES 256u
 #define MAX_RING_ENTRIES 32768u    /* the kernel's IORING_MAX_ENTRIES */
@@ -332,30 +332,9 @@ static unsigned reap(struct tmo__loop_state *st)
 			flags[i] = cqes[i]->flags;
 		}
 		io_uring_cq_advance(&st->ring, n);
-		for (unsigned i = 0; i < n; i++) {
-			unsigned tag = user_data[i] & TMO__TAG_MASK;
-
-			if (tag == TMO__TAG_OP)
-				tmo__op_on_cqe(st, tmo__op_of_user_data(user_data[i]), res[i]);
-			else if (tag == TMO__TAG_CANCEL)
-				tmo__op_on_cancel_answer(st, tmo__op_of_user_data(user_data[i]),
-							 res[i]);
-			else if (tag == TMO__TAG_LOOP_TIMER)
-				st->timer.in_flight = false; /* fired: expire() runs next */
-			else if (tag == TMO__TAG_TICK)
-				tmo__tick_on_cqe(st,
-						 (struct tmo_tick *)(uintptr_t)(user_data[i] &
-										TMO__ADDRESS_MASK),
-						 res[i], flags[i]);
-			else if (tag == TMO__TAG_POOL)
-				tmo__pool_on_cqe(st,
-						 (struct tmo__pool_state *)(uintptr_t)(user_data[i] &
-										      TMO__ADDRESS_MASK),
-						 res[i]);
-			/* TMO__TAG_IGNORED: linked timeouts and the like carry nothing the op's
-			 * own CQE does not; they may also outlive the op, so they are never
-			 * dereferenced. */
-		}
+		for (unsigned i = 0; i < n; i++)
+			tmo__cqe_handlers[user_data[i] & TMO__TAG_MASK](st, user_data[i], res[i],
+									 flags[i]);
 		total += n;
 	}
 }
@@ -373,22 +352,7 @@ static void expire(struct tmo__loop_state *st)
 
 		tmo__heap_remove(&st->deadlines, node);
 		timer->armed = 0;
-		if (timer->kind == TMO__TIMER_OP) {
-			tmo__op_on_expired(st, tmo__op_of_timer(timer));
-		} else if (timer->kind == TMO__TIMER_CANCEL_RETRY) {
-			tmo__op_on_cancel_retry(st, tmo__op_of_timer(timer));
-		} else if (timer->kind == TMO__TIMER_JOB) {
-			tmo__job_on_expired(st, (struct tmo_job *)((char *)timer -
-								   offsetof(struct tmo_job, _timer)));
-		} else {
-			struct tmo__container *c =
-				(struct tmo__container *)((char *)timer -
-							  offsetof(struct tmo__container, timer));
-			if (c->kind == TMO__CONTAINER_SCOPE)
-				tmo__scope_on_timer(st, tmo__scope_of(c));
-			else
-				tmo__group_on_timer(st, tmo__group_of(c));
-		}
+		tmo__timer_handlers[timer->kind](st, timer);
 		node = tmo__heap_min(&st->deadlines);
 	}
 }
