@@ -18,14 +18,21 @@ static tmo_deadline invalid_deadline(void)
 	return (tmo_deadline){-EINVAL};
 }
 
+/* A valid finite time as a deadline: 0 is the representation of "no deadline", and time 0
+ * itself (the clock's origin, long passed) is kept as 1. Inline, for tmo_in_ns on every
+ * start's path: an exported function is not inlined. */
+static inline tmo_deadline deadline_at(int64_t ns)
+{
+	return (tmo_deadline){ns ? ns : 1};
+}
+
 tmo_deadline tmo_at(int64_t ns)
 {
 	if (ns < 0)
 		return invalid_deadline();
 	if (ns == TMO_NEVER_NS)
 		return TMO_NEVER; /* the end of time is no deadline */
-	/* 0 is the representation of "no deadline"; time 0 itself passed at boot. */
-	return (tmo_deadline){ns == 0 ? 1 : ns};
+	return deadline_at(ns);
 }
 
 tmo_deadline tmo_in_ns(int64_t ns)
@@ -36,10 +43,7 @@ tmo_deadline tmo_in_ns(int64_t ns)
 	/* INT64_MAX itself is TMO_NEVER_NS: a finite duration never reaches it. */
 	if (ns >= INT64_MAX - now)
 		return invalid_deadline();
-	/* Built here rather than through tmo_at: this is on every start's path, and an exported
-	 * function is not inlined. A sum of 0 (a clock at its origin) is kept as 1, as there. */
-	int64_t at = now + ns;
-	return (tmo_deadline){at ? at : 1};
+	return deadline_at(now + ns);
 }
 
 tmo_deadline tmo_in_ms(int64_t ms)

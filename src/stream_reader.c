@@ -184,10 +184,9 @@ static void drop_rescope(struct tmo_reader *r)
 	}
 }
 
-/* Starts the reader's one request in the scope it belongs to. */
-static int start_request(struct tmo_reader *r, int64_t deadline)
+/* Starts the reader's one request in `scope`, the one it belongs to (next_scope()). */
+static int start_request(struct tmo_reader *r, struct tmo_scope *scope, int64_t deadline)
 {
-	struct tmo_scope *scope = next_scope(r);
 	int ret = tmo__op_start_in(r->_loop, &r->_op, deadline, on_op, scope ? &scope->_c : NULL);
 
 	if (!ret)
@@ -199,7 +198,7 @@ static int start_request(struct tmo_reader *r, int64_t deadline)
 static int kick(struct tmo_reader *r)
 {
 	tmo_prep_nop(&r->_op);
-	int ret = start_request(r, TMO_NEVER_NS);
+	int ret = start_request(r, next_scope(r), TMO_NEVER_NS);
 	if (!ret)
 		r->_state |= R_OP | R_KICK;
 	return ret;
@@ -223,8 +222,9 @@ static int arm_read(struct tmo_reader *r)
 			r->_wait_from = now; /* after data, or a marker seen too late to count */
 	}
 	uint8_t which;
+	struct tmo_scope *scope = next_scope(r);
 	int64_t deadline = tmo__limits_next(&r->_limits, &r->_rate, r->_wait_from, &which);
-	deadline = tmo__limits_with_scope(next_scope(r), deadline, &which);
+	deadline = tmo__limits_with_scope(scope, deadline, &which);
 	r->_armed_limit = which;
 	r->_armed_at = deadline;
 
@@ -234,7 +234,7 @@ static int arm_read(struct tmo_reader *r)
 		tmo_prep_recv(&r->_op, r->_fd, into, room, 0);
 	else
 		tmo_prep_read(&r->_op, r->_fd, into, room, (uint64_t)-1);
-	int ret = start_request(r, deadline);
+	int ret = start_request(r, scope, deadline);
 	if (!ret)
 		r->_state = (uint16_t)((r->_state & ~R_KICK) | R_OP);
 	return ret;
