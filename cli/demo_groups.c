@@ -21,6 +21,7 @@ struct gather {
 	int64_t at[MEMBERS];
 	enum tmo_cause cause[MEMBERS];
 	bool member_done[MEMBERS];
+	bool inited; /* tmo_group_init succeeded: the group is to be closed */
 	bool done;
 	int32_t group_res;
 	int64_t done_at;
@@ -69,6 +70,7 @@ static bool gather_start(struct demo *d, struct report *r, struct gather *g,
 		setup_failed(r, "tmo_group_init", ret);
 		return false;
 	}
+	g->inited = true;
 	for (int i = 0; i < g->n; i++) {
 		tmo_prep_sleep(&g->op[i], tmo_at(g->t0 + U(d, sleep[i])));
 		ret = tmo_group_add(&g->group, &g->op[i], deadline ? deadline[i] : TMO_NEVER);
@@ -90,6 +92,8 @@ static bool gather_start(struct demo *d, struct report *r, struct gather *g,
 static void gather_close(struct demo *d, struct report *r, struct gather *g)
 {
 	drain(r, g->loop, tmo_now() + U(d, 10));
+	if (!g->inited)
+		return; /* setup failed and said so: no close to add a second message */
 	int ret = tmo_group_close(&g->group);
 	check(r, ret == 0, "tmo_group_close: %s", strerror(-ret));
 }

@@ -159,18 +159,6 @@ static void stream_sequence(const struct stream_run *s, char *json, size_t size,
 	append(text, tsize, "]");
 }
 
-static const char *limit_name(enum tmo_limit limit)
-{
-	switch (limit) {
-	case TMO_LIMIT_NONE: return "none";
-	case TMO_LIMIT_GAP: return "gap";
-	case TMO_LIMIT_DEADLINE: return "deadline";
-	case TMO_LIMIT_RATE: return "rate";
-	case TMO_LIMIT_SCOPE: return "scope";
-	}
-	return "?";
-}
-
 static void stream_finish(struct demo *d, struct report *r, struct stream_run *s, int sv[2])
 {
 	if (tmo_reader_busy(&s->reader)) {
@@ -210,15 +198,15 @@ void sc_stream_gap_raise(struct demo *d, struct report *r)
 	r->elapsed_ns = s.end_at - s.t0;
 	happened(r, "received %s, then the stream ended with %s (limit: %s) at %.0f ms, %.0f ms "
 		    "after the last chunk",
-		 text, res_name(s.end_error, rb), limit_name(s.end_limit), ms(r->elapsed_ns),
+		 text, res_name(s.end_error, rb), tmo_limit_name(s.end_limit), ms(r->elapsed_ns),
 		 ms(gap));
 	key(r, "received", "%s", json);
-	key(r, "limit", "\"%s\"", limit_name(s.end_limit));
+	key(r, "limit", "\"%s\"", tmo_limit_name(s.end_limit));
 	key(r, "gap_limit_ms", "%.1f", ms(U(d, 1)));
 	key(r, "silence_ms", "%.1f", ms(gap));
 	check(r, s.ended && s.end_error == -ETIME && s.end_limit == TMO_LIMIT_GAP,
 	      "the stream ended with %s (limit %s)", res_name(s.end_error, rb),
-	      limit_name(s.end_limit));
+	      tmo_limit_name(s.end_limit));
 	check(r, !strcmp(text, "[1, 2]"), "received %s, expected [1, 2]", text);
 	on_time(r, "the gap's timeout", gap, U(d, 1));
 out:

@@ -24,8 +24,10 @@
 static void child(struct run *r, const sigset_t *child_mask)
 {
 	if (r->nstreams) {
-		if (dup2(r->pipe_w[0], STDOUT_FILENO) < 0 || dup2(r->pipe_w[1], STDERR_FILENO) < 0)
+		if (dup2(r->pipe_w[0], STDOUT_FILENO) < 0 || dup2(r->pipe_w[1], STDERR_FILENO) < 0) {
+			msg("child failed to attach its output pipes: %s", strerror(errno));
 			_exit(EXIT_TMO_FAILED);
+		}
 	}
 	if (r->stdin_closed)
 		close(STDIN_FILENO);
@@ -44,16 +46,22 @@ static void child(struct run *r, const sigset_t *child_mask)
 
 /* ---- before the fork ---------------------------------------------------------------------- */
 
-/* With -i: keeps fds 0-2 taken, so that no pipe lands there. */
-static void hold_std_fds(struct run *r)
+/* With -i: keeps fds 0-2 taken, so that no pipe lands there. False (and said) if it could
+ * not: a pipe on fd 1 or 2 would mix tmo's own messages into the command's output. */
+static bool hold_std_fds(struct run *r)
 {
 	for (int fd = 0; fd < 3; fd++) {
 		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
 			r->placeholders[fd] = open("/dev/null", O_RDWR | O_CLOEXEC);
+			if (r->placeholders[fd] < 0) {
+				msg("cannot open /dev/null for closed fd %d: %s", fd, strerror(errno));
+				return false;
+			}
 			if (fd == STDIN_FILENO)
 				r->stdin_closed = true;
 		}
 	}
+	return true;
 }
 
 /* With -i: a pipe and a buffer for each of the command's stdout and stderr. */
@@ -86,8 +94,8 @@ static bool open_pipes(struct run *r)
 
 static bool prepare(struct run *r)
 {
-	if (r->nstreams)
-		hold_std_fds(r);
+	if (r->nstreams && !hold_std_fds(r))
+		return false;
 	r->sigfd = signalfd(-1, &r->caught, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (r->sigfd < 0) {
 		msg("signalfd: %s", strerror(errno));
