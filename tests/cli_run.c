@@ -939,8 +939,9 @@ static void test_inherited_signal_mask(void **state)
 	/* TERM blocked by the caller: not forwarded, the command runs to its end. */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
-	o = (struct opts){ .mask = &mask, .send_sig = SIGTERM, .send_after = 200 * MS };
-	assert_quiet_success(&o, "-v", "5", "sleep", "0.5", NULL);
+	/* Sent once tmo has surely set itself up (its slowest start-up seen, plus 200 ms). */
+	o = (struct opts){ .mask = &mask, .send_sig = SIGTERM, .send_after = g_startup + 200 * MS };
+	assert_quiet_success(&o, "-v", "5", "sleep", "1", NULL);
 	setenv("LC_ALL", "C", 1);
 	/* ALRM blocked by the caller: still the timer, sent or its own (timeout-blocked.pl). */
 	sigemptyset(&mask);
@@ -950,7 +951,7 @@ static void test_inherited_signal_mask(void **state)
 	assert_exit(&r, EXIT_TIMED_OUT);
 	assert_timed(&r, 200 * MS);
 	res_free(&r);
-	o = (struct opts){ .mask = &mask, .send_sig = SIGALRM, .send_after = 200 * MS };
+	o = (struct opts){ .mask = &mask, .send_sig = SIGALRM, .send_after = g_startup + 200 * MS };
 	same_as_gnu_named(&r, &o, "-v", "5", "sleep", "5", NULL);
 	assert_exit(&r, EXIT_TIMED_OUT);
 	res_free(&r);
@@ -963,11 +964,11 @@ static void test_ttin_ttou_ignored(void **state)
 {
 	static const int sigs[] = { SIGTTIN, SIGTTOU };
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		struct opts o = { .send_sig = sigs[i], .send_after = 200 * MS };
+		struct opts o = { .send_sig = sigs[i], .send_after = g_startup + 200 * MS };
 		char name[16];
 		const char *sig = cli_signal_name(sigs[i], name);
-		assert_quiet_success(&o, "-v", "-s", sig, "5", "sleep", "0.5", NULL);
-		assert_quiet_success(&o, "-v", "-s", sig, "--foreground", "5", "sleep", "0.5", NULL);
+		assert_quiet_success(&o, "-v", "-s", sig, "5", "sleep", "1", NULL);
+		assert_quiet_success(&o, "-v", "-s", sig, "--foreground", "5", "sleep", "1", NULL);
 	}
 }
 

@@ -1305,7 +1305,8 @@ static void prep_of_a_busy_job_is_ebusy_and_changes_nothing(void **state)
 	c->ret = 33;
 	c->on_cb = prep_from_callback;
 	prep_in_cb = prep_syscall_in_cb = 1;
-	assert_int_equal(tmo_job_start(&fx->pool, &c->job, tmo_in_ns(U / 4), rec_cb), 0);
+	/* U / 2: time for a loaded machine's worker to take c before its deadline (c sleeps U). */
+	assert_int_equal(tmo_job_start(&fx->pool, &c->job, tmo_in_ns(U / 2), rec_cb), 0);
 	wait_running(fx, c);
 	assert_prep_refused(c);
 	run_all(fx);
