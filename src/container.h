@@ -72,7 +72,7 @@ int tmo__op_park_in(struct tmo_loop *loop, struct tmo_op *op, int64_t deadline, 
 /* Starts a parked op. */
 void tmo__op_launch_parked(struct tmo__loop_state *st, struct tmo_op *op);
 /* Fixes the outcome of a started op that has no kernel request without delivering it yet, and
- * later hands it to the loop's pending queue (its callback then comes from the loop). */
+ * later hands it to the loop's deferred queue (its callback then comes from the loop). */
 void tmo__op_settle(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uint8_t cause,
 		    void *obj);
 void tmo__op_release_settled(struct tmo__loop_state *st, struct tmo_op *op);

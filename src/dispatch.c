@@ -1,12 +1,16 @@
 /*
- * The loop's two dispatch tables, the one place that knows every subsystem: a completion's tag
- * (user_data's low bits, internal.h) picks its handler, and an expired kept timer's kind
- * (container.h) picks its own. The loop indexes them and names no subsystem; adding one means
- * adding a row here (as the kernel's io_op_defs[] in io_uring/opdef.c describes each opcode).
+ * The loop's dispatch tables, the one place that knows every subsystem: a completion's tag
+ * (user_data's low bits, internal.h) picks its handler, an expired kept timer's kind
+ * (internal.h) picks its own, and so does deferred work's kind (internal.h). The loop indexes
+ * them and names no subsystem; adding one means adding a row here (as the kernel's
+ * io_op_defs[] in io_uring/opdef.c describes each opcode).
  */
 #include <stddef.h>
 
 #include "container.h"
+#include "hooks.h"
+#include "tmo/pool.h"
+#include "tmo/tick.h"
 
 /* ---- completions ------------------------------------------------------------------------- */
 
@@ -100,4 +104,22 @@ const tmo__timer_handler tmo__timer_handlers[TMO__TIMER_KINDS] = {
 	[TMO__TIMER_CONTAINER] = timer_container,
 	[TMO__TIMER_JOB] = timer_job,
 	[TMO__TIMER_CANCEL_RETRY] = timer_cancel_retry,
+};
+
+/* ---- deferred work ----------------------------------------------------------------------- */
+
+static void deferred_op(struct tmo__loop_state *st, struct tmo__deferred *work)
+{
+	tmo__op_on_deferred(st, tmo__container_of(work, struct tmo_op, _pending));
+}
+
+static void deferred_tick(struct tmo__loop_state *st, struct tmo__deferred *work)
+{
+	tmo__tick_on_deferred(st, tmo__container_of(work, struct tmo_tick, _deferred));
+}
+
+const tmo__deferred_handler tmo__deferred_handlers[TMO__DEFER_KINDS] = {
+	[TMO__DEFER_OP] = deferred_op,
+	[TMO__DEFER_TICK] = deferred_tick,
+	[TMO__DEFER_POOL] = tmo__pool_on_deferred,
 };

@@ -35,7 +35,7 @@ static void poke(struct tmo_group *group, uint8_t what)
 /*
  * Decides the group's outcome, once: records why, cuts pending members if the policy (or a cut
  * from outside, `force`) says so, and decides the op waiting for it (whose callback comes from
- * the loop's pending queue). Returns false if it was already decided.
+ * the loop's deferred queue). Returns false if it was already decided.
  */
 static bool decide(struct tmo__loop_state *st, struct tmo_group *group, enum tmo_group_reason reason,
 		   int32_t res, int32_t cut_res, uint8_t cause, void *obj, bool force)

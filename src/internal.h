@@ -9,11 +9,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "list.h"
 #include "timer_heap.h"
 #include "tmo/clock.h"
 #include "tmo/loop.h"
 #include "tmo/op.h"
-#include "tmo/pool.h"
 
 /* Kernel values that Debian's liburing 2.3 does not define yet. */
 #ifndef IORING_FEAT_MIN_TIMEOUT
@@ -67,6 +67,17 @@ typedef void (*tmo__cqe_handler)(struct tmo__loop_state *st, uint64_t user_data,
 typedef void (*tmo__timer_handler)(struct tmo__loop_state *st, struct tmo__timer *timer);
 extern const tmo__cqe_handler tmo__cqe_handlers[TMO__TAG_MASK + 1];
 extern const tmo__timer_handler tmo__timer_handlers[TMO__TIMER_KINDS];
+
+/* What waits on the loop's deferred queue (struct tmo__deferred.kind): it picks the handler. */
+enum {
+	TMO__DEFER_OP = 1,   /* an op: an outcome decided at start, a request or cancel without
+			      * an SQE, an abandoned op to report (op.c) */
+	TMO__DEFER_TICK = 2, /* a tick whose request found no SQE (tick.c) */
+	TMO__DEFER_POOL = 3, /* a pool owed outcomes, waiters promoted, or its wake-up (pool.c) */
+	TMO__DEFER_KINDS,
+};
+typedef void (*tmo__deferred_handler)(struct tmo__loop_state *st, struct tmo__deferred *work);
+extern const tmo__deferred_handler tmo__deferred_handlers[TMO__DEFER_KINDS];
 
 #define TMO__GENERATION_SHIFT 56
 #define TMO__ADDRESS_MASK ((UINT64_C(1) << TMO__GENERATION_SHIFT) - 1 - TMO__TAG_MASK)
@@ -158,7 +169,7 @@ enum {
 	TMO__F_PREPARED = 1u << 0,       /* a tmo_prep_* call described a request */
 	TMO__F_ACTIVE = 1u << 1,         /* started and not yet released */
 	TMO__F_KERNEL = 1u << 2,         /* the kernel holds the request (SQE handed over) */
-	TMO__F_QUEUED = 1u << 3,         /* on the loop's pending queue (._next) */
+	/* 1u << 3 is free: an op waiting on the loop's deferred queue says so in ._pending */
 	TMO__F_DECIDED = 1u << 4,        /* ._res holds the outcome to deliver */
 	TMO__F_CANCEL = 1u << 5,         /* outcome -ECANCELED decided: tmo_op_cancel or a cut */
 	TMO__F_CANCEL_UNSENT = 1u << 6,  /* the cancel request still needs an SQE */
@@ -176,23 +187,18 @@ enum {
 					  * prepared, started or added anywhere meanwhile */
 };
 
-/* A FIFO of ops linked through ._next. */
-struct tmo__op_queue {
-	struct tmo_op *head;
-	struct tmo_op *tail;
-};
-
 struct tmo__loop_state {
 	struct io_uring ring;
 	/* Deadlines the loop keeps itself (io-wq ops, every op under TMO_DEADLINES_LOOP, scopes,
 	 * groups, group waiters), earliest first. */
 	struct tmo__heap deadlines;
 	/*
-	 * Ops that need the loop's attention outside a completion: an outcome decided at start
-	 * (deadline already passed), a submission or cancellation that found no room in the
-	 * submission queue, an abandoned op whose timeout or cancellation must be reported.
+	 * Work that needs the loop's attention outside a completion (struct tmo__deferred, in
+	 * the order it asked): each pass of the loop serves what `deferred` holds when the pass
+	 * begins, moved to `serving`; what asks meanwhile waits for the next pass.
 	 */
-	struct tmo__op_queue pending;
+	struct tmo__list deferred;
+	struct tmo__list serving;
 	/*
 	 * One kernel timeout wakes the loop for the earliest deadline in `deadlines`. It is moved
 	 * only when that deadline becomes earlier than the timeout: when it becomes later (the op
@@ -214,13 +220,8 @@ struct tmo__loop_state {
 	bool stop;
 	bool sq_refused;         /* the kernel refused a flush; retry after the next wait */
 	struct tmo_scope *current_scope; /* innermost entered scope, or the running callback's */
-	struct tmo_tick *ticks_waiting;  /* ticks whose request found no SQE: retried each pass */
 	uint64_t callbacks;      /* completion and release callbacks run: progress for RUN_ONCE */
-	/* Pools with work for the loop outside a completion: outcomes decided by a start, a
-	 * cancel or a shutdown, a wake-up request that found no SQE (pool.c). */
-	struct tmo__pool_state *pools_attention;
-	struct tmo__pool_state *pools_serving; /* taken off pools_attention, being served now */
-	uint32_t pools;          /* pools attached: the loop cannot close under them */
+	uint32_t attached;       /* subsystems attached (pools): the loop cannot close under them */
 	struct {
 		int64_t threshold;      /* 0: not watching */
 		tmo_stall_hook hook;
@@ -250,38 +251,19 @@ static inline bool tmo__has(const struct tmo__loop_state *st, enum tmo_feature f
 	return st->features & (1u << feature);
 }
 
-/* Queue helpers (op.c). */
-void tmo__queue_push(struct tmo__op_queue *queue, struct tmo_op *op);
-struct tmo_op *tmo__queue_pop(struct tmo__op_queue *queue);
+/* Puts `work` on the loop's deferred queue as `kind` (TMO__DEFER_*), unless it is queued
+ * already; the loop calls its kind's handler on its next pass (loop.c). */
+void tmo__defer(struct tmo__loop_state *st, struct tmo__deferred *work, uint8_t kind);
+/* Takes `work` off the deferred queue if it is on it: its owner is going away (loop.c). */
+void tmo__undefer(struct tmo__loop_state *st, struct tmo__deferred *work);
 
 /*
  * Returns an SQE, flushing the submission queue to the kernel when it is full. NULL only if
- * the kernel refused the flush (then the caller parks its work on the pending queue).
+ * the kernel refused the flush (then the caller parks its work on the deferred queue).
  * `need` SQEs are guaranteed contiguous for a linked pair.
  */
 struct io_uring_sqe *tmo__get_sqes(struct tmo__loop_state *st, unsigned need);
 
-/* Handles one CQE with TMO__TAG_OP. */
-void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res);
-
-/* Handles the answer to an op's cancel request (TMO__TAG_CANCEL). */
-void tmo__op_on_cancel_answer(struct tmo__loop_state *st, struct tmo_op *op, int32_t res);
-
-/* Handles one op popped from the pending queue; an op that could not progress (no SQE) is put
- * back on the queue. */
-void tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op);
-
-/* Called when the loop sees an op's own loop-kept deadline pass. */
-void tmo__op_on_expired(struct tmo__loop_state *st, struct tmo_op *op);
-/* Called when an op's pause before asking the kernel again to cancel it is over. */
-void tmo__op_on_cancel_retry(struct tmo__loop_state *st, struct tmo_op *op);
-
-struct tmo_tick;
-/* Handles one CQE with TMO__TAG_TICK (tick.c). */
-void tmo__tick_on_cqe(struct tmo__loop_state *st, struct tmo_tick *tick, int32_t res,
-		      uint32_t flags);
-/* Retries the requests of ticks on st->ticks_waiting (tick.c). */
-void tmo__ticks_retry(struct tmo__loop_state *st);
 
 /*
  * Every callback into the caller goes between these two (through tmo__invoke_begin/end below,
@@ -338,15 +320,6 @@ static inline void tmo__invoke_end(struct tmo__loop_state *st, const struct tmo_
 	st->current_scope = tmo__scope_live(call->saved);
 }
 
-
-struct tmo__pool_state;
-/* Handles one CQE with TMO__TAG_POOL (pool.c). */
-void tmo__pool_on_cqe(struct tmo__loop_state *st, struct tmo__pool_state *pool, int32_t res);
-/* Serves every pool on st->pools_attention (pool.c). */
-void tmo__pools_service(struct tmo__loop_state *st);
-struct tmo_job;
-/* Called when the loop sees a job's deadline pass (pool.c). */
-void tmo__job_on_expired(struct tmo__loop_state *st, struct tmo_job *job);
 
 /* Whether the kernel reads and writes anonymous blocking pipes at submit time (Linux 6.4);
  * probed once per process (kernel_probe.c). */

@@ -166,7 +166,7 @@ int tmo_loop_close(struct tmo_loop *loop)
 	if (!loop || !loop->_state)
 		return -EINVAL;
 	struct tmo__loop_state *st = tmo__state(loop);
-	if (st->active || st->running || st->current_scope || st->pools)
+	if (st->active || st->running || st->current_scope || st->attached)
 		return -EBUSY; /* work left, a scope still entered, a pool still open */
 	io_uring_queue_exit(&st->ring);
 	free(st);
@@ -339,7 +339,7 @@ static unsigned reap(struct tmo__loop_state *st)
 	}
 }
 
-/* Acts on every kept deadline that has passed: ops' own, scopes', groups'. */
+/* Acts on every kept deadline that has passed (each by its kind's handler). */
 static void expire(struct tmo__loop_state *st)
 {
 	struct tmo__heap_node *node = tmo__heap_min(&st->deadlines);
@@ -357,18 +357,42 @@ static void expire(struct tmo__loop_state *st)
 	}
 }
 
-/* Works through the pending queue once: ops queued by callbacks meanwhile, and ops that still
- * cannot get an SQE, wait for the next round. */
-static void process_pending(struct tmo__loop_state *st)
-{
-	struct tmo_op *last = st->pending.tail;
+/* ---- the deferred queue ------------------------------------------------------------------ */
 
-	while (st->pending.head) {
-		struct tmo_op *op = tmo__queue_pop(&st->pending);
-		bool was_last = op == last;
-		tmo__op_on_pending(st, op);
-		if (was_last)
-			break;
+enum { QUEUED_DEFERRED = 1, QUEUED_SERVING = 2 };
+
+void tmo__defer(struct tmo__loop_state *st, struct tmo__deferred *work, uint8_t kind)
+{
+	if (work->queued)
+		return;
+	work->kind = kind;
+	work->queued = QUEUED_DEFERRED;
+	tmo__list_push_back(&st->deferred, &work->link);
+}
+
+void tmo__undefer(struct tmo__loop_state *st, struct tmo__deferred *work)
+{
+	if (!work->queued)
+		return;
+	tmo__list_remove(work->queued == QUEUED_SERVING ? &st->serving : &st->deferred, &work->link);
+	work->queued = 0;
+}
+
+/*
+ * Serves what waits on the deferred queue once, in the order it asked: what is queued by the
+ * handlers meanwhile (callbacks that restart ops, work that still finds no SQE) waits for the
+ * next pass. The pass's work sits on st->serving, not on this stack, so that a handler's
+ * callback can take other work off it (a pool closed while the loop owes it).
+ */
+static void serve_deferred(struct tmo__loop_state *st)
+{
+	struct tmo__link *link;
+
+	tmo__list_splice_back(&st->serving, &st->deferred);
+	while ((link = tmo__list_pop_front(&st->serving))) {
+		struct tmo__deferred *work = tmo__container_of(link, struct tmo__deferred, link);
+		work->queued = 0;
+		tmo__deferred_handlers[work->kind](st, work);
 	}
 }
 
@@ -386,11 +410,7 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 	uint64_t callbacks_before = st->callbacks;
 	st->running = true;
 	for (;;) {
-		process_pending(st);
-		if (st->ticks_waiting)
-			tmo__ticks_retry(st);
-		if (st->pools_attention)
-			tmo__pools_service(st);
+		serve_deferred(st);
 		if (st->stop || !st->active)
 			break;
 
@@ -406,7 +426,7 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 		if (mode == TMO_RUN_NOWAIT ||
 		    (mode == TMO_RUN_ONCE && st->callbacks != callbacks_before)) {
 			wake_at = 0; /* nothing to wait for, or the one iteration already did work */
-		} else if (st->pending.head || st->ticks_waiting || st->pools_attention) {
+		} else if (!tmo__list_empty(&st->deferred)) {
 			/* Decided work waits for nothing; work the kernel refused waits a little
 			 * for completions to free its resources. */
 			int64_t retry = st->sq_refused ? tmo_now() + RETRY_WAIT_NS : 0;
@@ -420,17 +440,13 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 		reap(st);
 		expire(st);
 		if (mode == TMO_RUN_NOWAIT || (until != TMO_NEVER_NS && tmo_now() >= until)) {
-			process_pending(st);
-			if (st->pools_attention)
-				tmo__pools_service(st);
+			serve_deferred(st);
 			break;
 		}
 		/* One iteration means: until at least one callback ran. A wake-up can bring none
 		 * (the loop's own timer, a deadline whose cancellation completes later). */
 		if (mode == TMO_RUN_ONCE) {
-			process_pending(st);
-			if (st->pools_attention)
-				tmo__pools_service(st);
+			serve_deferred(st);
 			if (st->callbacks != callbacks_before)
 				break;
 		}

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "hooks.h"
 
 _Static_assert(sizeof(struct tmo__kernel_timespec) == sizeof(struct __kernel_timespec),
 	       "struct tmo__kernel_timespec must match the kernel's layout");
@@ -34,33 +35,15 @@ static const uint8_t kind_opcode[TMO__KIND_COUNT_] = {
 /* Flags that survive from one start of an op to the next: its description. */
 #define KEEP_ON_RELEASE (TMO__F_PREPARED | TMO__F_IN_DONE_SET)
 
-void tmo__queue_push(struct tmo__op_queue *queue, struct tmo_op *op)
-{
-	op->_next = NULL;
-	if (queue->tail)
-		queue->tail->_next = op;
-	else
-		queue->head = op;
-	queue->tail = op;
-}
-
-struct tmo_op *tmo__queue_pop(struct tmo__op_queue *queue)
-{
-	struct tmo_op *op = queue->head;
-
-	if (op) {
-		queue->head = op->_next;
-		if (!queue->head)
-			queue->tail = NULL;
-		op->_next = NULL;
-	}
-	return op;
-}
-
+/* The op needs the loop outside a completion: it waits on the loop's deferred queue. */
 static void enqueue_pending(struct tmo__loop_state *st, struct tmo_op *op)
 {
-	op->_flags |= TMO__F_QUEUED;
-	tmo__queue_push(&st->pending, op);
+	tmo__defer(st, &op->_pending, TMO__DEFER_OP);
+}
+
+static bool queued(const struct tmo_op *op)
+{
+	return op->_pending.queued;
 }
 
 /* ---- preparation ------------------------------------------------------------------------- */
@@ -585,7 +568,7 @@ static void unpark(struct tmo__loop_state *st, struct tmo_op *op)
 
 /*
  * Ends an op before its request does: `res` is -ETIME (a deadline) or -ECANCELED, with its
- * cause. An op not yet in the kernel completes from the pending queue; an op in the kernel is
+ * cause. An op not yet in the kernel completes from the deferred queue; an op in the kernel is
  * cancelled there and its own completion reports the outcome (an io-wq op is reported at once).
  */
 static void end_early(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uint8_t cause,
@@ -608,13 +591,13 @@ static void end_early(struct tmo__loop_state *st, struct tmo_op *op, int32_t res
 	op->_flags |= res == -ETIME ? TMO__F_EXPIRED : TMO__F_CANCEL;
 	tmo__timer_disarm(st, &op->_timer);
 	if (!(op->_flags & TMO__F_KERNEL)) {
-		/* Not handed to the kernel yet: it completes from the pending queue unstarted. */
-		if (!(op->_flags & TMO__F_QUEUED))
+		/* Not handed to the kernel yet: it completes from the deferred queue unstarted. */
+		if (!queued(op))
 			enqueue_pending(st, op);
 		return;
 	}
 	op->_flags |= TMO__F_CANCEL_UNSENT;
-	if (!(op->_flags & TMO__F_QUEUED))
+	if (!queued(op))
 		enqueue_pending(st, op);
 }
 
@@ -662,7 +645,7 @@ void tmo__op_settle(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, 
 
 void tmo__op_release_settled(struct tmo__loop_state *st, struct tmo_op *op)
 {
-	if (!(op->_flags & TMO__F_QUEUED))
+	if (!queued(op))
 		enqueue_pending(st, op);
 }
 
@@ -810,8 +793,8 @@ void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 	    hold_for_cancel_answer(st, op, res))
 		return;
 	if (op->_flags & TMO__F_REPORTED) {
-		if (op->_flags & TMO__F_QUEUED) {
-			/* Waiting on the pending queue to ask again for a cancel: released from
+		if (queued(op)) {
+			/* Waiting on the deferred queue to ask again for a cancel: released from
 			 * there, never while still linked on the queue. */
 			op->_flags &= ~(TMO__F_KERNEL | TMO__F_CANCEL_UNSENT);
 			op->_held_res = res;
@@ -823,8 +806,8 @@ void tmo__op_on_cqe(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 	tmo__timer_disarm(st, &op->_timer);
 	op->_flags &= ~(TMO__F_KERNEL | TMO__F_CANCEL_UNSENT);
 	res = outcome(op, res);
-	if (op->_flags & TMO__F_QUEUED) {
-		/* Linked on the pending queue: let the queue deliver it, in order. */
+	if (queued(op)) {
+		/* Linked on the deferred queue: let the queue deliver it, in order. */
 		op->_res = res;
 		op->_flags |= TMO__F_DECIDED;
 		return;
@@ -871,7 +854,7 @@ void tmo__op_on_cancel_retry(struct tmo__loop_state *st, struct tmo_op *op)
 		return;
 	st->stats.cancel_retries++;
 	op->_flags |= TMO__F_CANCEL_UNSENT;
-	if (!(op->_flags & TMO__F_QUEUED))
+	if (!queued(op))
 		enqueue_pending(st, op);
 }
 
@@ -883,10 +866,8 @@ void tmo__op_on_expired(struct tmo__loop_state *st, struct tmo_op *op)
 		end_early(st, op, -ETIME, TMO_CAUSE_OWN, NULL);
 }
 
-void tmo__op_on_pending(struct tmo__loop_state *st, struct tmo_op *op)
+void tmo__op_on_deferred(struct tmo__loop_state *st, struct tmo_op *op)
 {
-	op->_flags &= ~TMO__F_QUEUED;
-
 	if ((op->_flags & (TMO__F_REPORTED | TMO__F_KERNEL)) == TMO__F_REPORTED) {
 		release_late(st, op, op->_held_res); /* the kernel let go while it was queued */
 		return;

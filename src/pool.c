@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "hooks.h"
 #include "pool.h"
 
 #ifndef sigev_notify_thread_id
@@ -105,8 +106,7 @@ struct tmo__pool_state {
 	/* The loop's side. */
 	struct tmo_job *wait_head, *wait_tail;
 	struct tmo_job *decided_head, *decided_tail;
-	struct tmo__pool_state *attention_next;
-	bool on_attention;
+	struct tmo__deferred deferred; /* on the loop's deferred queue: the loop owes it work */
 	bool wake_in_flight;      /* the wake-up request is in the kernel (counts as active) */
 	bool wake_cancel_sent;
 	bool shutdown;
@@ -472,11 +472,7 @@ static void enqueue_locked(struct tmo__pool_state *p, struct tmo_job *job)
 
 static void need_attention(struct tmo__pool_state *p)
 {
-	if (p->on_attention)
-		return;
-	p->on_attention = true;
-	p->attention_next = p->st->pools_attention;
-	p->st->pools_attention = p;
+	tmo__defer(p->st, &p->deferred, TMO__DEFER_POOL);
 }
 
 static void call(struct tmo__pool_state *p, void (*cb)(struct tmo_job *, int64_t),
@@ -792,20 +788,10 @@ static void service(struct tmo__pool_state *p)
 	p->dispatching--;
 }
 
-void tmo__pools_service(struct tmo__loop_state *st)
+void tmo__pool_on_deferred(struct tmo__loop_state *st, struct tmo__deferred *work)
 {
-	/* One pass over the pools that asked so far; those asking meanwhile wait for the next.
-	 * The list being served lives in the loop, not here: a callback may close a pool that
-	 * is still on it (tmo_pool_close unlinks it from both lists). */
-	st->pools_serving = st->pools_attention;
-	st->pools_attention = NULL;
-	while (st->pools_serving) {
-		struct tmo__pool_state *p = st->pools_serving;
-		st->pools_serving = p->attention_next;
-		p->on_attention = false;
-		p->attention_next = NULL;
-		service(p);
-	}
+	(void)st;
+	service(tmo__container_of(work, struct tmo__pool_state, deferred));
 }
 
 void tmo__pool_on_cqe(struct tmo__loop_state *st, struct tmo__pool_state *p, int32_t res)
@@ -946,7 +932,7 @@ int tmo_pool_init(struct tmo_pool *pool, struct tmo_loop *loop,
 		goto fail;
 	}
 	pool->_state = p;
-	st->pools++;
+	st->attached++;
 	return 0;
 fail:
 	free_state(p);
@@ -999,18 +985,9 @@ int tmo_pool_close(struct tmo_pool *pool)
 	struct tmo__pool_state *p = pool->_state;
 	if (running_in == p || p->busy_jobs || p->wake_in_flight || p->dispatching)
 		return -EBUSY;
-	/* Off the loop's lists of pools to serve. */
-	struct tmo__pool_state **lists[] = { &p->st->pools_attention, &p->st->pools_serving };
-	for (unsigned i = 0; i < 2; i++) {
-		for (struct tmo__pool_state **link = lists[i]; *link; link = &(*link)->attention_next) {
-			if (*link == p) {
-				*link = p->attention_next;
-				break;
-			}
-		}
-	}
+	tmo__undefer(p->st, &p->deferred); /* a callback may close it while the loop owes it */
 	stop_threads(p);
-	p->st->pools--;
+	p->st->attached--;
 	free_state(p);
 	pool->_state = NULL;
 	return 0;

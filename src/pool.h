@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "tmo/pool.h"
 
 /* A helper process serving one worker's TMO_OVERRUN_KILL jobs, one at a time. */
 struct tmo__helper {

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "container.h"
+#include "hooks.h"
 #include "tmo/tick.h"
 
 /* struct tmo_tick._state */
@@ -21,7 +22,8 @@ enum {
 	T_KERNEL = 1u << 1,      /* the kernel holds a timeout request for it */
 	T_STOPPING = 1u << 2,    /* stopped; the kernel has not let go yet */
 	T_REMOVE_SENT = 1u << 3, /* the removal request is submitted */
-	T_WAITING = 1u << 4,     /* on st->ticks_waiting: its request found no SQE */
+	/* 1u << 4 is free: a tick whose request found no SQE waits on the loop's deferred queue
+	 * (waiting()) */
 	T_IN_CB = 1u << 5,       /* its callback is running: a stop releases it afterwards */
 	T_RESYNC = 1u << 6,      /* the multishot timeout slipped off the grid: being removed */
 	T_BRIDGE = 1u << 7,      /* a one-shot to the next grid point, then a new multishot */
@@ -49,11 +51,13 @@ static uint64_t user_data(const struct tmo_tick *t, unsigned tag)
 
 static void wait_for_sqe(struct tmo__loop_state *st, struct tmo_tick *t)
 {
-	if (t->_state & T_WAITING)
-		return;
-	t->_state |= T_WAITING;
-	t->_next = st->ticks_waiting;
-	st->ticks_waiting = t;
+	tmo__defer(st, &t->_deferred, TMO__DEFER_TICK);
+}
+
+/* Its request found no SQE: it waits on the loop's deferred queue. */
+static bool waiting(const struct tmo_tick *t)
+{
+	return t->_deferred.queued;
 }
 
 /*
@@ -164,7 +168,7 @@ int tmo_tick_stop(struct tmo_tick *tick)
 	if (!(tick->_state & T_KERNEL)) {
 		/* No request: inside the callback of a re-armed tick (released when it returns),
 		 * or still waiting for an SQE (the retry pass releases it). */
-		if (!(tick->_state & (T_WAITING | T_IN_CB)))
+		if (!(tick->_state & T_IN_CB) && !waiting(tick))
 			release(st, tick);
 		return 0;
 	}
@@ -184,23 +188,15 @@ uint64_t tmo_tick_periods(const struct tmo_tick *tick)
 	return tick ? tick->_reported : 0;
 }
 
-void tmo__ticks_retry(struct tmo__loop_state *st)
+void tmo__tick_on_deferred(struct tmo__loop_state *st, struct tmo_tick *t)
 {
-	struct tmo_tick *t = st->ticks_waiting;
-
-	st->ticks_waiting = NULL;
-	while (t) {
-		struct tmo_tick *next = t->_next;
-		t->_state &= (uint8_t)~T_WAITING;
-		if (t->_state & T_RUNNING) {
-			if (!(t->_state & T_KERNEL) && !arm(st, t))
-				wait_for_sqe(st, t);
-		} else if (!(t->_state & T_KERNEL)) {
-			release(st, t); /* stopped before its request ever went out */
-		} else if (!(t->_state & T_REMOVE_SENT) && !send_remove(st, t)) {
+	if (t->_state & T_RUNNING) {
+		if (!(t->_state & T_KERNEL) && !arm(st, t))
 			wait_for_sqe(st, t);
-		}
-		t = next;
+	} else if (!(t->_state & T_KERNEL)) {
+		release(st, t); /* stopped before its request ever went out */
+	} else if (!(t->_state & T_REMOVE_SENT) && !send_remove(st, t)) {
+		wait_for_sqe(st, t);
 	}
 }
 
@@ -231,7 +227,7 @@ void tmo__tick_on_cqe(struct tmo__loop_state *st, struct tmo_tick *t, int32_t re
 			wait_for_sqe(st, t);
 	}
 	if (!(t->_state & T_RUNNING)) {
-		if (!(t->_state & T_KERNEL) && !(t->_state & T_WAITING))
+		if (!(t->_state & T_KERNEL) && !waiting(t))
 			release(st, t);
 		return;
 	}
@@ -262,7 +258,7 @@ void tmo__tick_on_cqe(struct tmo__loop_state *st, struct tmo_tick *t, int32_t re
 			t->_state &= (uint8_t)~T_IN_CB;
 			/* Stopped by its callback: a request the kernel no longer holds ends here. */
 			if (!(t->_state & T_RUNNING)) {
-				if (!(t->_state & (T_KERNEL | T_WAITING)))
+				if (!(t->_state & T_KERNEL) && !waiting(t))
 					release(st, t);
 				return;
 			}
@@ -270,6 +266,6 @@ void tmo__tick_on_cqe(struct tmo__loop_state *st, struct tmo_tick *t, int32_t re
 	}
 	/* Any other ending of the request (an error, a cancellation tmo did not ask for) is
 	 * answered by arming again: the tick runs until it is stopped. */
-	if ((t->_state & T_RUNNING) && !(t->_state & (T_KERNEL | T_WAITING)) && !arm(st, t))
+	if ((t->_state & T_RUNNING) && !(t->_state & T_KERNEL) && !waiting(t) && !arm(st, t))
 		wait_for_sqe(st, t);
 }

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "internal.h"
+#include "hooks.h"
 
 #define MS TMO_NSEC_PER_MSEC
 

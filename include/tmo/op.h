@@ -78,6 +78,24 @@ struct tmo__heap_node {
 	struct tmo__heap_node *child, *next, *prev;
 };
 
+/* A link in one of tmo's intrusive lists, and a list's two ends (src/list.h). Both are valid
+ * zeroed: an unlinked link, an empty list. */
+struct tmo__link {
+	struct tmo__link *next, *prev;
+};
+
+struct tmo__list {
+	struct tmo__link *first, *last;
+};
+
+/* Work waiting for the loop's attention outside a completion: an entry in the loop's one
+ * deferred queue (src/loop.c). `kind` picks the handler that serves it. */
+struct tmo__deferred {
+	struct tmo__link link;
+	uint8_t kind;
+	uint8_t queued; /* 0, or which of the loop's two lists holds it */
+};
+
 /* An entry in the loop's heap of kept deadlines. */
 struct tmo__timer {
 	struct tmo__heap_node node;
@@ -113,7 +131,7 @@ struct tmo_op {
 	struct tmo_loop *_loop;
 	tmo_op_cb _cb;
 	tmo_op_release_cb _release;
-	struct tmo_op *_next;
+	struct tmo__deferred _pending;           /* on the loop's deferred queue */
 	struct tmo__timer _timer;
 	int64_t _deadline;
 	struct tmo__container *_owner;           /* scope or group it belongs to */

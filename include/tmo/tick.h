@@ -55,7 +55,7 @@ struct tmo_tick {
 	int64_t _interval;
 	int64_t _start;
 	uint64_t _reported;  /* periods reported to the callback so far */
-	struct tmo_tick *_next; /* on the loop's list of ticks waiting for an SQE */
+	struct tmo__deferred _deferred; /* on the loop's deferred queue: waiting for an SQE */
 	struct tmo__kernel_timespec _ts;
 	uint8_t _state;
 	uint8_t _generation;
