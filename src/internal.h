@@ -93,7 +93,6 @@ static inline uint64_t tmo__user_data(const struct tmo_op *op, unsigned tag)
 	return tmo__user_data_for(op, op->_generation, tag);
 }
 
-/* An absolute time or a duration in nanoseconds as the kernel's timespec. */
 /*
  * What other files may know of an op's state (op.c owns its flag bits; these are the only
  * questions asked of them elsewhere).
@@ -129,10 +128,14 @@ static inline tmo_deadline tmo__deadline_out(int64_t ns)
 	return ns == TMO_NEVER_NS ? TMO_NEVER : tmo_at(ns);
 }
 
-static inline void tmo__set_timespec(struct tmo__kernel_timespec *ts, int64_t ns)
+/* Sets `ts` to `ns` and returns it as the kernel's type, for the SQE (op.c checks the two
+ * layouts match). */
+static inline struct __kernel_timespec *tmo__set_timespec(struct tmo__kernel_timespec *ts,
+							  int64_t ns)
 {
 	ts->tv_sec = ns / TMO_NSEC_PER_SEC;
 	ts->tv_nsec = ns % TMO_NSEC_PER_SEC;
+	return (struct __kernel_timespec *)ts;
 }
 
 static inline struct tmo_op *tmo__op_of_user_data(uint64_t user_data)
@@ -208,8 +211,8 @@ struct tmo__loop_state {
 	struct {
 		bool in_flight;            /* submitted, its completion not yet seen */
 		int64_t armed_at;          /* when it fires (valid while in_flight) */
-		struct __kernel_timespec ts;        /* read by the kernel at submission */
-		struct __kernel_timespec update_ts; /* for a move, read likewise */
+		struct tmo__kernel_timespec ts;        /* read by the kernel at submission */
+		struct tmo__kernel_timespec update_ts; /* for a move, read likewise */
 	} timer;
 	uint64_t opcodes;        /* bit n set: the kernel supports opcode n (n < 64) */
 	uint32_t features;       /* bit n set: enum tmo_feature n */

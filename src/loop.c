@@ -39,6 +39,28 @@ static int check_options(const struct tmo_loop_options *o, uint32_t *sq, uint32_
 	return 0;
 }
 
+/* What the kernel said of the ring it made: feature bits, and the setup flags it kept. */
+static void record_ring_features(struct tmo__loop_state *st, const struct io_uring_params *p)
+{
+	static const struct {
+		bool from_flags; /* p->flags (a setup flag kept) rather than p->features */
+		uint32_t bit;
+		enum tmo_feature feature;
+	} map[] = {
+		{ false, IORING_FEAT_CQE_SKIP, TMO_FEAT_CQE_SKIP },
+		{ false, IORING_FEAT_NODROP, TMO_FEAT_NODROP },
+		{ false, IORING_FEAT_EXT_ARG, TMO_FEAT_EXT_ARG },
+		{ false, IORING_FEAT_MIN_TIMEOUT, TMO_FEAT_MIN_TIMEOUT },
+		{ true, IORING_SETUP_COOP_TASKRUN, TMO_FEAT_COOP_TASKRUN },
+		{ true, IORING_SETUP_DEFER_TASKRUN, TMO_FEAT_DEFER_TASKRUN },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if ((map[i].from_flags ? p->flags : p->features) & map[i].bit)
+			st->features |= 1u << map[i].feature;
+	}
+}
+
 static int create_ring(struct tmo__loop_state *st, uint32_t sq, uint32_t cq)
 {
 	struct io_uring_params p;
@@ -73,18 +95,7 @@ static int create_ring(struct tmo__loop_state *st, uint32_t sq, uint32_t cq)
 	if (ret < 0)
 		return ret;
 
-	if (p.features & IORING_FEAT_CQE_SKIP)
-		st->features |= 1u << TMO_FEAT_CQE_SKIP;
-	if (p.features & IORING_FEAT_NODROP)
-		st->features |= 1u << TMO_FEAT_NODROP;
-	if (p.features & IORING_FEAT_EXT_ARG)
-		st->features |= 1u << TMO_FEAT_EXT_ARG;
-	if (p.features & IORING_FEAT_MIN_TIMEOUT)
-		st->features |= 1u << TMO_FEAT_MIN_TIMEOUT;
-	if (p.flags & IORING_SETUP_COOP_TASKRUN)
-		st->features |= 1u << TMO_FEAT_COOP_TASKRUN;
-	if (p.flags & IORING_SETUP_DEFER_TASKRUN)
-		st->features |= 1u << TMO_FEAT_DEFER_TASKRUN;
+	record_ring_features(st, &p);
 	return 0;
 }
 
@@ -269,11 +280,9 @@ static int submit_and_wait(struct tmo__loop_state *st, int64_t wake_at)
 		 * thread asks for them, so ask. */
 		ret = io_uring_submit_and_get_events(&st->ring);
 	} else {
-		struct __kernel_timespec ts = {
-			.tv_sec = wait / TMO_NSEC_PER_SEC,
-			.tv_nsec = wait % TMO_NSEC_PER_SEC,
-		};
-		ret = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, &ts, NULL);
+		struct tmo__kernel_timespec ts;
+		ret = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1,
+						       tmo__set_timespec(&ts, wait), NULL);
 	}
 	if (ret == -ETIME || ret == -EINTR || ret == -EAGAIN || ret == -EBUSY)
 		ret = 0;
@@ -294,14 +303,12 @@ static bool arm_timer(struct tmo__loop_state *st, int64_t when)
 		return false;
 	uint64_t timer_data = (uint64_t)(uintptr_t)st | TMO__TAG_LOOP_TIMER;
 	if (st->timer.in_flight) {
-		st->timer.update_ts.tv_sec = when / TMO_NSEC_PER_SEC;
-		st->timer.update_ts.tv_nsec = when % TMO_NSEC_PER_SEC;
-		io_uring_prep_timeout_update(sqe, &st->timer.update_ts, timer_data, IORING_TIMEOUT_ABS);
+		io_uring_prep_timeout_update(sqe, tmo__set_timespec(&st->timer.update_ts, when),
+					     timer_data, IORING_TIMEOUT_ABS);
 		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)st | TMO__TAG_IGNORED);
 	} else {
-		st->timer.ts.tv_sec = when / TMO_NSEC_PER_SEC;
-		st->timer.ts.tv_nsec = when % TMO_NSEC_PER_SEC;
-		io_uring_prep_timeout(sqe, &st->timer.ts, 0, IORING_TIMEOUT_ABS);
+		io_uring_prep_timeout(sqe, tmo__set_timespec(&st->timer.ts, when), 0,
+				      IORING_TIMEOUT_ABS);
 		io_uring_sqe_set_data64(sqe, timer_data);
 		st->timer.in_flight = true;
 	}

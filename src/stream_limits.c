@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 
+#include <string.h>
+
 #include "container.h"
 #include "stream_limits.h"
 #include "tmo/scope.h"
@@ -171,4 +173,16 @@ enum tmo_limit tmo__limit_of_timeout(const struct tmo_loop *loop, const struct t
 			tmo__scope_mark_expired(tmo__scope_of((struct tmo__container *)binding));
 	}
 	return (enum tmo_limit)armed;
+}
+
+void tmo__stream_clear(void *stream, size_t size, struct tmo_op *op)
+{
+	void *data = *(void **)stream;
+
+	tmo__op_clear(op);
+	struct tmo_op kept = *op;
+	kept.data = NULL;
+	memset(stream, 0, size);
+	*(void **)stream = data;
+	*op = kept;
 }

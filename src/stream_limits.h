@@ -14,6 +14,14 @@
 #define TMO__RATE_BUCKETS 16
 
 /* 0 if the limits make sense, else -EINVAL. */
+/*
+ * Zeroes a reader or writer at `stream` (`size` bytes; its first member is the caller's `data`)
+ * for a new init, but `data` and the generation of its embedded `op` (a stale request of the
+ * previous use must never match the next one, as tmo_prep_* keeps it too). The op is left
+ * cleared with no `data`: the stream finds itself from its op by offset.
+ */
+void tmo__stream_clear(void *stream, size_t size, struct tmo_op *op);
+
 int tmo__limits_check(const struct tmo_stream_limits *limits);
 
 /* Copies `in` (NULL: none) into `out`, normalising "no overall deadline" to TMO_NEVER_NS. */

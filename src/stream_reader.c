@@ -67,13 +67,8 @@ int tmo_reader_init(struct tmo_reader *reader, struct tmo_loop *loop, int fd, vo
 	if (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))
 		return -EOPNOTSUPP;
 
-	void *data = reader->data;
-	tmo__op_clear(&reader->_op); /* its generation kept, as tmo_prep_* keeps it */
-	struct tmo_op op = reader->_op;
-	op.data = NULL; /* the reader finds itself from its op by offset, not by data */
-	memset(reader, 0, sizeof(*reader));
-	reader->data = data;
-	reader->_op = op;
+	_Static_assert(offsetof(struct tmo_reader, data) == 0, "tmo__stream_clear keeps data");
+	tmo__stream_clear(reader, sizeof(*reader), &reader->_op);
 	reader->_loop = loop;
 	reader->_fd = fd;
 	reader->_buf = buf;

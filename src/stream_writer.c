@@ -46,13 +46,8 @@ int tmo_writer_init(struct tmo_writer *writer, struct tmo_loop *loop, int fd,
 	if (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))
 		return -EOPNOTSUPP; /* see tmo_reader_init */
 
-	void *data = writer->data;
-	tmo__op_clear(&writer->_op); /* its generation kept, as tmo_prep_* keeps it */
-	struct tmo_op op = writer->_op;
-	op.data = NULL; /* the writer finds itself from its op by offset, not by data */
-	memset(writer, 0, sizeof(*writer));
-	writer->data = data;
-	writer->_op = op;
+	_Static_assert(offsetof(struct tmo_writer, data) == 0, "tmo__stream_clear keeps data");
+	tmo__stream_clear(writer, sizeof(*writer), &writer->_op);
 	writer->_loop = loop;
 	writer->_fd = fd;
 	tmo__limits_copy(&writer->_limits, limits);
