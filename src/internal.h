@@ -320,7 +320,8 @@ static inline void tmo__invoke_end(struct tmo__loop_state *st, const struct tmo_
 				   enum tmo_stall_source source)
 {
 	tmo__callback_end(st, call->began, source);
-	st->current_scope = tmo__scope_live(call->saved);
+	/* Most callbacks run outside any scope: no call to scope.c for them. */
+	st->current_scope = call->saved ? tmo__scope_live(call->saved) : NULL;
 }
 
 

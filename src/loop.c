@@ -395,6 +395,8 @@ static void serve_deferred(struct tmo__loop_state *st)
 {
 	struct tmo__link *link;
 
+	if (tmo__list_empty(&st->deferred))
+		return; /* the usual pass */
 	tmo__list_splice_back(&st->serving, &st->deferred);
 	while ((link = tmo__list_pop_front(&st->serving))) {
 		struct tmo__deferred *work = tmo__container_of(link, struct tmo__deferred, link);
