@@ -25,71 +25,15 @@
 #include "cli.h"
 #include "run.h"
 
-/* The name in every message: "tmo run", or argv[0] when invoked as `timeout` (cli_run). */
-static const char *prog = "tmo run";
-
-/* ---- messages ----------------------------------------------------------------------------- */
-
-void msg(const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	int n = snprintf(line, sizeof(line), "%s: ", prog);
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	va_end(ap);
-	size_t len = strlen(line);
-	if (len < sizeof(line) - 1)
-		line[len++] = '\n';
-	else
-		line[sizeof(line) - 2] = '\n', len = sizeof(line) - 1;
-	/* One write: async-signal-safe (the child uses it) and not interleaved. */
-	const char *p = line;
-	while (len > 0) {
-		ssize_t w = write(STDERR_FILENO, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		p += w;
-		len -= (size_t)w;
-	}
-}
-
-/* GNU's quote() in the C locale: 'text', with backslash escapes for ' \ and non-printables. */
-const char *quote(const char *text, char *buf, size_t size)
-{
-	size_t n = 0;
-	buf[n++] = '\'';
-	for (const unsigned char *p = (const unsigned char *)text; *p && n + 6 < size; p++) {
-		static const char esc_from[] = "\a\b\f\n\r\t\v", esc_to[] = "abfnrtv";
-		const char *e = *p ? strchr(esc_from, *p) : NULL;
-		if (*p == '\'' || *p == '\\') {
-			buf[n++] = '\\';
-			buf[n++] = (char)*p;
-		} else if (e) {
-			buf[n++] = '\\';
-			buf[n++] = esc_to[e - esc_from];
-		} else if (*p < 0x20 || *p == 0x7f) {
-			n += (size_t)snprintf(buf + n, size - n, "\\%03o", *p);
-		} else {
-			buf[n++] = (char)*p;
-		}
-	}
-	buf[n++] = '\'';
-	buf[n] = '\0';
-	return buf;
-}
-
 static void try_help(void)
 {
-	fprintf(stderr, "Try '%s --help' for more information.\n", prog);
+	fprintf(stderr, "Try '%s --help' for more information.\n", run_prog);
 }
 
 static void usage(void)
 {
 	printf("Usage: %s [OPTION] DURATION COMMAND [ARG]...\n"
-	       "  or:  %s [OPTION]\n", prog, prog);
+	       "  or:  %s [OPTION]\n", run_prog, run_prog);
 	printf("Start COMMAND, and kill it if still running after DURATION, or with -i if it\n"
 	       "writes nothing for a while.\n"
 	       "\n"
@@ -136,7 +80,7 @@ static void usage(void)
 	       "  -    the exit status of COMMAND otherwise\n"
 	       "\n"
 	       "Works like GNU coreutils timeout(1); the waiting is done with io_uring by tmo.\n",
-	       prog, prog, prog, prog);
+	       run_prog, run_prog, run_prog, run_prog);
 }
 
 static void version(void)
@@ -144,7 +88,7 @@ static void version(void)
 	printf("%s (tmo) " TMO_VERSION_STRING "\n"
 	       "GNU timeout's options and exit statuses on tmo's io_uring engine,\n"
 	       "with an idle-output limit.\n",
-	       prog);
+	       run_prog);
 }
 
 /* ---- the options -------------------------------------------------------------------------- */
@@ -189,10 +133,10 @@ static int parse_option(struct run *r, int c)
 		break;
 	case 'H':
 		usage();
-		return cli_close_stdout(prog) ? 0 : EXIT_TMO_FAILED;
+		return cli_close_stdout(run_prog) ? 0 : EXIT_TMO_FAILED;
 	case 'V':
 		version();
-		return cli_close_stdout(prog) ? 0 : EXIT_TMO_FAILED;
+		return cli_close_stdout(run_prog) ? 0 : EXIT_TMO_FAILED;
 	default:
 		try_help();
 		return EXIT_TMO_FAILED;
@@ -216,7 +160,7 @@ static int parse_args(struct run *r, int argc, char **argv)
 	};
 	/* getopt's own messages name argv[0]. */
 	char *argv0 = argv[0];
-	argv[0] = (char *)prog;
+	argv[0] = (char *)run_prog;
 	int c;
 	while ((c = getopt_long(argc, argv, "+i:k:s:v", long_options, NULL)) != -1) {
 		int status = parse_option(r, c);
@@ -304,7 +248,7 @@ int cli_run(const char *name, int argc, char **argv)
 {
 	static struct run run; /* one per process; its address is in the ops */
 	struct run *r = &run;
-	prog = name;
+	run_prog = name;
 	/* As GNU timeout: DURATION may use the locale's decimal separator (cli_parse_duration).
 	 * Only the numbers follow the locale: tmo's messages are in English, system errors
 	 * (strerror) included, rather than half translated. */

@@ -1,9 +1,12 @@
 /*
  * tmo run: what its files share. Private to the command (cli/).
- *   run.c          the command: options, messages, the exit status, cli_run;
+ *   run.c          the command: options, the exit status, cli_run;
+ *   run_msg.c      messages (the program's name, GNU's quote());
  *   run_signals.c  GNU timeout's signals: which are caught, and sending them on a limit;
  *   run_spawn.c    the command's pipes and fds, the fork, the child's side;
- *   run_loop.c     the loop's side: the alarm (every limit), the command's exit, output (-i).
+ *   run_loop.c     the loop's side: the alarm (every limit), the command's exit, caught
+ *                  signals (the signalfd), output (-i).
+ * They call downwards only: run.c the three others, run_loop.c run_signals.c, all run_msg.c.
  */
 #ifndef TMO_CLI_RUN_H
 #define TMO_CLI_RUN_H
@@ -103,7 +106,9 @@ static inline int64_t min64(int64_t a, int64_t b)
 	return a < b ? a : b;
 }
 
-/* run.c: "PROG: MESSAGE" on stderr in one write (async-signal-safe: the child uses it). */
+/* run_msg.c: the name in every message, "tmo run", or argv[0] when invoked as `timeout`. */
+extern const char *run_prog;
+/* run_msg.c: "PROG: MESSAGE" on stderr in one write (async-signal-safe: the child uses it). */
 void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* GNU's quote() in the C locale: 'text', with backslash escapes for ' \ and non-printables. */
 const char *quote(const char *text, char *buf, size_t size);
@@ -111,10 +116,9 @@ const char *quote(const char *text, char *buf, size_t size);
 /* run_signals.c */
 /* Sets the signals up as GNU timeout does; stores the command's signal mask in *child_mask. */
 void catch_signals(struct run *r, sigset_t *child_mask);
-/* `sig` was caught (SIGALRM: a limit passed): sends the signal on, as GNU's cleanup(). */
+/* `sig` was caught (SIGALRM: a limit passed): sends the signal on, as GNU's cleanup(). The
+ * caller then updates the alarm (alarm_update), which the KILL timer may have moved. */
 void on_signal(struct run *r, int sig);
-/* The signalfd's poll op. */
-void sig_cb(struct tmo_op *op, int32_t res);
 void kill_group_now(void);
 
 /* run_spawn.c */

@@ -1,7 +1,7 @@
 /*
  * tmo run, the loop's side: every op tmo keeps on its io_uring loop while the command runs.
  *   - the command's exit: a poll op on its pidfd;
- *   - signals sent to tmo: a poll op on the signalfd (run_signals.c);
+ *   - signals sent to tmo: a poll op on the signalfd (sig_cb; run_signals.c sends them on);
  *   - the timer: one sleep op, the "alarm", woken at the earliest of the limits that apply (the
  *     overall limit, the idle limit, the kill-after limit, the drain limits). It is kept
  *     lazily: a limit that moves later (a new chunk of output) changes nothing until the alarm
@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +28,8 @@
 
 #include "cli.h"
 #include "run.h"
+
+static void sig_cb(struct tmo_op *op, int32_t res);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -380,4 +383,28 @@ void serve(struct run *r)
 	while (tmo_loop_active(&r->loop) > 0)
 		if (tmo_loop_run(&r->loop, TMO_RUN_ONCE) < 0)
 			break;
+}
+
+/* The signalfd has signals that tmo run catches (run_signals.c): each goes on. */
+static void sig_cb(struct tmo_op *op, int32_t res)
+{
+	struct run *r = op->data;
+	if (!watch_ok(r, res, "waiting for signals"))
+		return;
+	struct signalfd_siginfo si;
+	while (read(r->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		int sig = (int)si.ssi_signo;
+		if (sigismember(&r->ignored, sig))
+			continue;
+		if (r->reaped) {
+			/* GNU timeout would be gone by now: stop forwarding the leftovers. */
+			finish(r);
+			return;
+		}
+		on_signal(r, sig);
+		alarm_update(r);
+		if (r->done)
+			return;
+	}
+	watch(r, &r->sig_op, r->sigfd, sig_cb, "waiting for signals");
 }

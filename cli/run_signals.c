@@ -2,12 +2,11 @@
  * tmo run's signals, as GNU timeout 9.1 has them: which it catches (catch_signals), and what its
  * cleanup() does with one, or with its own ALRM when a limit passes (on_signal): the command,
  * and without --foreground its process group, get the signal, then CONT. tmo reads the signals
- * it catches from a signalfd (sig_cb) instead of running handlers.
+ * it catches from a signalfd (sig_cb, run_loop.c) instead of running handlers.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <tmo/tmo.h>
@@ -139,27 +138,4 @@ void on_signal(struct run *r, int sig)
 			send_group(r, SIGCONT);
 		}
 	}
-	alarm_update(r);
-}
-
-void sig_cb(struct tmo_op *op, int32_t res)
-{
-	struct run *r = op->data;
-	if (!watch_ok(r, res, "waiting for signals"))
-		return;
-	struct signalfd_siginfo si;
-	while (read(r->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		int sig = (int)si.ssi_signo;
-		if (sigismember(&r->ignored, sig))
-			continue;
-		if (r->reaped) {
-			/* GNU timeout would be gone by now: stop forwarding the leftovers. */
-			finish(r);
-			return;
-		}
-		on_signal(r, sig);
-		if (r->done)
-			return;
-	}
-	watch(r, &r->sig_op, r->sigfd, sig_cb, "waiting for signals");
 }
