@@ -4,11 +4,11 @@
  * request on the ring).
  *
  * Who touches what:
- *   - the queue, worker slots, job states QUEUED/RUNNING/FINISHED, `_overran`, `tied_up`,
- *     `alive`, `waiting`: under `lock`;
+ *   - the queue, worker slots, `tied_up`, `alive`, `waiting`: under `lock`;
+ *   - a job's state: see the transition table in pool.h (workers move it under `lock` only);
  *   - the finished list `done` and the futex word: atomics (workers push, the loop takes all);
- *   - everything else about a job (callbacks, the wait and decided lists, `_reported`,
- *     `_flags`): the loop's thread only.
+ *   - everything else about a job (callbacks, the wait and decided lists, `_flags`): the loop's
+ *     thread only.
  * A job's life: start -> QUEUED (or WAITING on the loop's side when the queue is full and the
  * caller asked to wait) -> RUNNING on a worker -> FINISHED and pushed to `done` -> the loop
  * drains it and delivers. A deadline or cancel may decide the outcome first: an unstarted job
@@ -28,6 +28,7 @@
 
 #include "container.h"
 #include "hooks.h"
+#include "list.h"
 #include "pool.h"
 
 #ifndef sigev_notify_thread_id
@@ -49,23 +50,8 @@
 #define MAX_CHANNEL (16u * 1024 * 1024)
 #define INTERRUPT_REPEAT_NS (5 * TMO_NSEC_PER_MSEC)
 
-enum job_state {
-	J_IDLE = 0,
-	J_WAITING,  /* on the loop's wait list: the queue was full */
-	J_QUEUED,   /* in the pool's queue */
-	J_RUNNING,  /* a worker runs it */
-	J_FINISHED, /* its worker is done with it: on `done` or being delivered */
-	J_DECIDED,  /* never ran; its outcome waits on the decided list */
-	J_SKIPPED,  /* a worker found it past its deadline: never ran; the loop's timer reports */
-};
-
-/* Loop-side bits of job->_flags, above the caller's TMO_JOB_* flags. */
-enum {
-	JF_USER = TMO_JOB_WAIT,
-	JF_PREPARED = 1u << 4,
-	JF_REPORT_PENDING = 1u << 5, /* running, cancelled: -ECANCELED waits on the decided list */
-	JF_DRAINED = 1u << 6,        /* ... and its worker already let go */
-};
+/* The caller's TMO_JOB_* flags, all job->_flags holds. */
+#define JOB_FLAGS ((unsigned)TMO_JOB_WAIT)
 
 enum worker_state { W_FREE = 0, W_ALIVE, W_EXITED };
 
@@ -86,7 +72,7 @@ struct tmo__pool_state {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct tmo_job *q_head, *q_tail;
+	struct tmo__list queue;   /* QUEUED jobs, by _link */
 	uint32_t queued, queue_size;
 	uint32_t sleepers;        /* workers waiting on cond */
 	uint32_t waiting;         /* jobs on the loop's wait list (workers read it) */
@@ -96,7 +82,10 @@ struct tmo__pool_state {
 	bool room_signal;         /* a worker told the loop there is room for waiting jobs */
 	struct worker *workers;   /* max_threads slots */
 
-	/* Finished jobs, newest first; and the wake-up. */
+	/* Finished jobs, newest first, linked by _done_next; and the wake-up. Not a tmo__list:
+	 * workers push onto it without the lock (a compare-and-swap on the one head pointer) and
+	 * the loop takes it whole with one exchange, which a two-pointer list cannot do lock-free;
+	 * and a job cancelled while it ran is on it and on the decided list (_link) at once. */
 	struct tmo_job *done;
 	uint32_t futex_word;
 	int efd;
@@ -104,8 +93,8 @@ struct tmo__pool_state {
 	enum tmo_pool_wake wake;
 
 	/* The loop's side. */
-	struct tmo_job *wait_head, *wait_tail;
-	struct tmo_job *decided_head, *decided_tail;
+	struct tmo__list wait;    /* WAITING jobs, in order, by _link */
+	struct tmo__list decided; /* DECIDED jobs and running ones cancelled, by _link */
 	struct tmo__deferred deferred; /* on the loop's deferred queue: the loop owes it work */
 	bool wake_in_flight;      /* the wake-up request is in the kernel (counts as active) */
 	bool wake_cancel_sent;
@@ -181,16 +170,6 @@ static void handler_release(int sig)
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static uint8_t job_state(const struct tmo_job *job)
-{
-	return __atomic_load_n(&job->_state, __ATOMIC_ACQUIRE);
-}
-
-static void set_job_state(struct tmo_job *job, uint8_t state)
-{
-	__atomic_store_n(&job->_state, state, __ATOMIC_RELEASE);
-}
-
 static void stat_add(uint64_t *counter, uint64_t n)
 {
 	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
@@ -235,30 +214,21 @@ static void post_done(struct tmo__pool_state *p, struct tmo_job *job)
 
 static void enqueue_locked(struct tmo__pool_state *p, struct tmo_job *job);
 
+static struct tmo_job *job_of(struct tmo__link *link)
+{
+	return tmo__container_of(link, struct tmo_job, _link);
+}
+
+/* Takes the first job of a queue that is not empty. */
 static struct tmo_job *pop_locked(struct tmo__pool_state *p)
 {
-	struct tmo_job *job = p->q_head;
-	p->q_head = job->_next;
-	if (p->q_head)
-		p->q_head->_prev = NULL;
-	else
-		p->q_tail = NULL;
-	job->_next = job->_prev = NULL;
 	p->queued--;
-	return job;
+	return job_of(tmo__list_pop_front(&p->queue));
 }
 
 static void unlink_queued_locked(struct tmo__pool_state *p, struct tmo_job *job)
 {
-	if (job->_prev)
-		job->_prev->_next = job->_next;
-	else
-		p->q_head = job->_next;
-	if (job->_next)
-		job->_next->_prev = job->_prev;
-	else
-		p->q_tail = job->_prev;
-	job->_next = job->_prev = NULL;
+	tmo__list_remove(&p->queue, &job->_link);
 	p->queued--;
 }
 
@@ -276,6 +246,21 @@ static int64_t run_in_thread(struct tmo_job *job, timer_t *timer)
 		timer_settime(*timer, TIMER_ABSTIME, &its, NULL);
 	}
 	return job->_fn(job);
+}
+
+/* The worker lets go of the job it ran: RUNNING_* -> FINISHED_*. Returns whether the job's
+ * outcome was decided while it ran (its worker was counted tied up). Called with the lock held. */
+static bool let_go_locked(struct tmo_job *job)
+{
+	uint8_t state = tmo__job_state(job);
+
+	if (state == J_RUNNING_CANCELLED)
+		tmo__job_set_state(job, J_FINISHED_CANCELLED);
+	else if (state == J_RUNNING_REPORTED)
+		tmo__job_set_state(job, J_FINISHED_REPORTED);
+	else
+		tmo__job_set_state(job, J_FINISHED);
+	return state != J_RUNNING;
 }
 
 static void *worker_main(void *arg)
@@ -305,21 +290,21 @@ static void *worker_main(void *arg)
 	w->timer = timer;
 	w->has_timer = has_timer; /* the loop arms it, under the lock, to cancel a job */
 	for (;;) {
-		while (!p->q_head && !p->quit) {
+		while (tmo__list_empty(&p->queue) && !p->quit) {
 			p->sleepers++;
 			pthread_cond_wait(&p->cond, &p->lock);
 			p->sleepers--;
 		}
-		if (!p->q_head)
+		if (tmo__list_empty(&p->queue))
 			break; /* quitting, nothing left */
 		struct tmo_job *job = pop_locked(p);
 		if (job->_deadline != TMO_NEVER_NS && tmo_now() >= job->_deadline) {
 			/* Its deadline passed while it was queued; the loop has not seen it yet,
 			 * but will (the job's timer is due): it never runs. */
-			set_job_state(job, J_SKIPPED);
+			tmo__job_set_state(job, J_SKIPPED);
 			continue;
 		}
-		set_job_state(job, J_RUNNING);
+		tmo__job_set_state(job, J_RUNNING);
 		job->_worker = w;
 		w->job = job;
 		p->stats.ran++;
@@ -348,9 +333,8 @@ static void *worker_main(void *arg)
 		job->_late = job->_deadline != TMO_NEVER_NS && tmo_now() >= job->_deadline;
 
 		pthread_mutex_lock(&p->lock);
-		set_job_state(job, J_FINISHED);
+		bool overran = let_go_locked(job);
 		w->job = NULL;
-		bool overran = job->_overran;
 		if (overran)
 			p->tied_up--;
 		/* A worker freed from an overrun leaves if replacements took its place: if, without
@@ -454,15 +438,9 @@ static void maybe_replace_locked(struct tmo__pool_state *p)
 
 static void enqueue_locked(struct tmo__pool_state *p, struct tmo_job *job)
 {
-	job->_next = NULL;
-	job->_prev = p->q_tail;
-	if (p->q_tail)
-		p->q_tail->_next = job;
-	else
-		p->q_head = job;
-	p->q_tail = job;
+	tmo__list_push_back(&p->queue, &job->_link);
 	p->queued++;
-	set_job_state(job, J_QUEUED);
+	tmo__job_set_state(job, J_QUEUED);
 	if (p->sleepers)
 		pthread_cond_signal(&p->cond);
 	maybe_replace_locked(p);
@@ -490,7 +468,7 @@ static void call(struct tmo__pool_state *p, void (*cb)(struct tmo_job *, int64_t
 
 static void make_idle(struct tmo__pool_state *p, struct tmo_job *job)
 {
-	set_job_state(job, J_IDLE);
+	tmo__job_set_state(job, J_IDLE);
 	p->busy_jobs--;
 	p->st->active--;
 	if (!p->busy_jobs)
@@ -508,7 +486,6 @@ static void deliver(struct tmo__pool_state *p, struct tmo_job *job, int64_t res,
 		p->stats.timed_out++;
 	else if (res == -ECANCELED && (job->_cancel || p->shutdown))
 		p->stats.cancelled++;
-	job->_reported = 1;
 	tmo__timer_disarm(p->st, &job->_timer);
 	if (release)
 		make_idle(p, job);
@@ -528,12 +505,7 @@ static void release_late(struct tmo__pool_state *p, struct tmo_job *job)
 
 static void push_decided(struct tmo__pool_state *p, struct tmo_job *job)
 {
-	job->_next = NULL;
-	if (p->decided_tail)
-		p->decided_tail->_next = job;
-	else
-		p->decided_head = job;
-	p->decided_tail = job;
+	tmo__list_push_back(&p->decided, &job->_link);
 	need_attention(p);
 }
 
@@ -541,7 +513,7 @@ static void push_decided(struct tmo__pool_state *p, struct tmo_job *job)
  * it never runs; the callback fires from the loop's next pass. */
 static void decide_unstarted(struct tmo__pool_state *p, struct tmo_job *job, int64_t res)
 {
-	set_job_state(job, J_DECIDED);
+	tmo__job_set_state(job, J_DECIDED);
 	job->_res = res;
 	tmo__timer_disarm(p->st, &job->_timer);
 	push_decided(p, job);
@@ -549,15 +521,7 @@ static void decide_unstarted(struct tmo__pool_state *p, struct tmo_job *job, int
 
 static void unlink_waiting(struct tmo__pool_state *p, struct tmo_job *job)
 {
-	if (job->_prev)
-		job->_prev->_next = job->_next;
-	else
-		p->wait_head = job->_next;
-	if (job->_next)
-		job->_next->_prev = job->_prev;
-	else
-		p->wait_tail = job->_prev;
-	job->_next = job->_prev = NULL;
+	tmo__list_remove(&p->wait, &job->_link);
 	pthread_mutex_lock(&p->lock);
 	p->waiting--;
 	pthread_mutex_unlock(&p->lock);
@@ -588,18 +552,31 @@ static void stop_running_locked(struct tmo__pool_state *p, struct tmo_job *job)
 	}
 }
 
-/* Marks a running job as reported before its worker let go. Called with the lock held. */
-static void overrun_locked(struct tmo__pool_state *p, struct tmo_job *job)
+/* A running job's outcome is decided before its worker lets go: RUNNING -> `state`
+ * (RUNNING_REPORTED or RUNNING_CANCELLED), and its worker counts as tied up. Called with the
+ * lock held. */
+static void tie_up_locked(struct tmo__pool_state *p, struct tmo_job *job,
+			  enum tmo__job_state state)
 {
-	job->_overran = 1;
+	tmo__job_set_state(job, state);
 	p->tied_up++;
 	maybe_replace_locked(p);
+}
+
+/* Cancels a running job (tmo_job_cancel, tmo_pool_shutdown): its worker is stopped by the
+ * job's overrun level and -ECANCELED waits on the decided list. Called with the lock held. */
+static void cancel_running_locked(struct tmo__pool_state *p, struct tmo_job *job)
+{
+	stop_running_locked(p, job);
+	tie_up_locked(p, job, J_RUNNING_CANCELLED);
+	tmo__timer_disarm(p->st, &job->_timer);
+	push_decided(p, job);
 }
 
 void tmo__job_on_expired(struct tmo__loop_state *st, struct tmo_job *job)
 {
 	struct tmo__pool_state *p = job->_pool;
-	uint8_t state = job_state(job);
+	uint8_t state = tmo__job_state(job);
 
 	(void)st;
 	job->_timer.armed = 0;
@@ -612,7 +589,7 @@ void tmo__job_on_expired(struct tmo__loop_state *st, struct tmo_job *job)
 	if (state != J_QUEUED && state != J_RUNNING && state != J_SKIPPED)
 		return;
 	pthread_mutex_lock(&p->lock);
-	state = job_state(job);
+	state = tmo__job_state(job);
 	if (state == J_SKIPPED) {
 		pthread_mutex_unlock(&p->lock);
 		p->stats.expired_queued++;
@@ -635,7 +612,7 @@ void tmo__job_on_expired(struct tmo__loop_state *st, struct tmo_job *job)
 	}
 	/* An interrupt job's worker got its signal from its own timer at this deadline; a kill
 	 * job's worker kills its helper by itself. */
-	overrun_locked(p, job);
+	tie_up_locked(p, job, J_RUNNING_REPORTED);
 	pthread_mutex_unlock(&p->lock);
 	deliver(p, job, -ETIME, false);
 }
@@ -643,15 +620,18 @@ void tmo__job_on_expired(struct tmo__loop_state *st, struct tmo_job *job)
 /* The worker's result for a job reaches the loop. */
 static void on_finished(struct tmo__pool_state *p, struct tmo_job *job)
 {
-	if (job->_reported) {
+	uint8_t state = tmo__job_state(job);
+
+	if (state == J_FINISHED_REPORTED) {
 		release_late(p, job);
-	} else if (job->_flags & JF_REPORT_PENDING) {
-		job->_flags |= JF_DRAINED; /* the pending -ECANCELED releases it */
+	} else if (state == J_FINISHED_CANCELLED) {
+		tmo__job_set_state(job, J_DRAINED_CANCELLED); /* the pending -ECANCELED releases it */
 	} else if (job->_late) {
 		/* The function returned after its deadline (stopped by its worker's timer or the
 		 * helper's kill, or it noticed tmo_job_cancelled) and the result got here before
 		 * the loop saw the deadline pass: the deadline came first, so it is a timeout, and
 		 * the result goes to the release callback. */
+		tmo__job_set_state(job, J_FINISHED_REPORTED);
 		deliver(p, job, -ETIME, false);
 		release_late(p, job);
 	} else {
@@ -677,27 +657,38 @@ static void drain(struct tmo__pool_state *p)
 	}
 }
 
+/* The -ECANCELED of a job cancelled while it ran, and its release if the loop already took it
+ * off `done`. The lock orders the move against the worker's own RUNNING_CANCELLED ->
+ * FINISHED_CANCELLED. */
+static void deliver_cancelled_running(struct tmo__pool_state *p, struct tmo_job *job)
+{
+	pthread_mutex_lock(&p->lock);
+	uint8_t state = tmo__job_state(job);
+	if (state == J_RUNNING_CANCELLED)
+		tmo__job_set_state(job, J_RUNNING_REPORTED);
+	else if (state == J_FINISHED_CANCELLED)
+		tmo__job_set_state(job, J_FINISHED_REPORTED);
+	pthread_mutex_unlock(&p->lock);
+	deliver(p, job, -ECANCELED, false);
+	if (state == J_DRAINED_CANCELLED)
+		release_late(p, job);
+}
+
 static void deliver_decided(struct tmo__pool_state *p)
 {
-	struct tmo_job *job = p->decided_head;
+	struct tmo__list batch = { 0 };
+	struct tmo__link *link;
 
-	p->decided_head = p->decided_tail = NULL;
-	while (job) {
-		struct tmo_job *next = job->_next;
-		job->_next = NULL;
-		if (job->_flags & JF_REPORT_PENDING) {
-			job->_flags &= (uint8_t)~JF_REPORT_PENDING;
-			bool drained = job->_flags & JF_DRAINED;
-			job->_flags &= (uint8_t)~JF_DRAINED;
-			deliver(p, job, -ECANCELED, false);
-			if (drained)
-				release_late(p, job);
-		} else {
-			if (job->_res == -ETIME)
-				p->stats.expired_queued++;
-			deliver(p, job, job->_res, true);
+	tmo__list_splice_back(&batch, &p->decided); /* what the callbacks decide waits for later */
+	while ((link = tmo__list_pop_front(&batch))) {
+		struct tmo_job *job = job_of(link);
+		if (tmo__job_state(job) != J_DECIDED) {
+			deliver_cancelled_running(p, job);
+			continue;
 		}
-		job = next;
+		if (job->_res == -ETIME)
+			p->stats.expired_queued++;
+		deliver(p, job, job->_res, true);
 	}
 }
 
@@ -705,15 +696,9 @@ static void promote_waiters(struct tmo__pool_state *p)
 {
 	pthread_mutex_lock(&p->lock);
 	p->room_signal = false;
-	while (p->wait_head && p->queued < p->queue_size) {
-		struct tmo_job *job = p->wait_head;
-		p->wait_head = job->_next;
-		if (p->wait_head)
-			p->wait_head->_prev = NULL;
-		else
-			p->wait_tail = NULL;
+	while (!tmo__list_empty(&p->wait) && p->queued < p->queue_size) {
 		p->waiting--;
-		enqueue_locked(p, job);
+		enqueue_locked(p, job_of(tmo__list_pop_front(&p->wait)));
 	}
 	pthread_mutex_unlock(&p->lock);
 }
@@ -730,7 +715,7 @@ static int arm_wake(struct tmo__pool_state *p)
 	 * write. */
 	if (p->wake == TMO_POOL_WAKE_FUTEX && __atomic_load_n(&p->done, __ATOMIC_SEQ_CST))
 		return 0;
-	if (p->wait_head) {
+	if (!tmo__list_empty(&p->wait)) {
 		pthread_mutex_lock(&p->lock);
 		bool room = p->queued < p->queue_size;
 		pthread_mutex_unlock(&p->lock);
@@ -758,10 +743,10 @@ static int arm_wake(struct tmo__pool_state *p)
 static void service(struct tmo__pool_state *p)
 {
 	p->dispatching++;
-	while (p->decided_head)
+	while (!tmo__list_empty(&p->decided))
 		deliver_decided(p);
 	for (;;) {
-		if (p->wait_head)
+		if (!tmo__list_empty(&p->wait))
 			promote_waiters(p);
 		if (!p->busy_jobs || p->wake_in_flight)
 			break;
@@ -948,14 +933,14 @@ int tmo_pool_shutdown(struct tmo_pool *pool)
 		return -EALREADY;
 	p->shutdown = true;
 
-	while (p->wait_head) {
-		struct tmo_job *job = p->wait_head;
+	while (!tmo__list_empty(&p->wait)) {
+		struct tmo_job *job = job_of(p->wait.first);
 		unlink_waiting(p, job);
 		__atomic_store_n(&job->_cancel, 1, __ATOMIC_SEQ_CST);
 		decide_unstarted(p, job, -ECANCELED);
 	}
 	pthread_mutex_lock(&p->lock);
-	while (p->q_head) {
+	while (!tmo__list_empty(&p->queue)) {
 		struct tmo_job *job = pop_locked(p);
 		__atomic_store_n(&job->_cancel, 1, __ATOMIC_SEQ_CST);
 		decide_unstarted(p, job, -ECANCELED);
@@ -963,15 +948,11 @@ int tmo_pool_shutdown(struct tmo_pool *pool)
 	for (uint32_t i = 0; i < p->max_threads; i++) {
 		struct worker *w = &p->workers[i];
 		struct tmo_job *job = w->state == W_ALIVE ? w->job : NULL;
-		if (!job || job_state(job) != J_RUNNING)
-			continue;
-		stop_running_locked(p, job);
-		if (!job->_overran) {
-			overrun_locked(p, job);
-			job->_flags |= JF_REPORT_PENDING;
-			tmo__timer_disarm(p->st, &job->_timer);
-			push_decided(p, job);
-		}
+		uint8_t state = job ? tmo__job_state(job) : J_IDLE;
+		if (state == J_RUNNING)
+			cancel_running_locked(p, job);
+		else if (tmo__job_running(state))
+			stop_running_locked(p, job); /* reported already: stopped again all the same */
 	}
 	pthread_mutex_unlock(&p->lock);
 	need_attention(p);
@@ -1013,9 +994,10 @@ int tmo_pool_get_stats(const struct tmo_pool *pool, struct tmo_pool_stats *stats
 	return 0;
 }
 
+/* Not busy: never prepared, or idle. */
 static bool job_idle(const struct tmo_job *job)
 {
-	return job_state(job) == J_IDLE;
+	return tmo__job_state(job) <= J_IDLE;
 }
 
 int tmo_job_prep(struct tmo_job *job, tmo_job_fn fn)
@@ -1028,8 +1010,8 @@ int tmo_job_prep(struct tmo_job *job, tmo_job_fn fn)
 	memset(job, 0, sizeof(*job));
 	job->data = data;
 	job->_fn = fn;
-	job->_flags = JF_PREPARED;
 	job->_timer.kind = TMO__TIMER_JOB;
+	tmo__job_set_state(job, J_IDLE);
 	return 0;
 }
 
@@ -1047,7 +1029,7 @@ int tmo_job_prep_syscall(struct tmo_job *job, long nr, const long args[6])
 
 static int check_settable(const struct tmo_job *job)
 {
-	if (!job || !(job->_flags & JF_PREPARED))
+	if (!job || tmo__job_state(job) == J_NEW)
 		return -EINVAL;
 	return job_idle(job) ? 0 : -EBUSY;
 }
@@ -1069,9 +1051,9 @@ int tmo_job_set_flags(struct tmo_job *job, unsigned flags)
 	int ret = check_settable(job);
 	if (ret)
 		return ret;
-	if (flags & ~(unsigned)JF_USER)
+	if (flags & ~JOB_FLAGS)
 		return -EINVAL;
-	job->_flags = (uint8_t)((job->_flags & ~JF_USER) | flags);
+	job->_flags = (uint8_t)flags;
 	return 0;
 }
 
@@ -1104,7 +1086,7 @@ int tmo_job_start(struct tmo_pool *pool, struct tmo_job *job, tmo_deadline until
 
 	if (!pool || !pool->_state || !job || !cb || deadline < 0)
 		return -EINVAL;
-	if (!(job->_flags & JF_PREPARED) || !job->_fn)
+	if (tmo__job_state(job) == J_NEW || !job->_fn)
 		return -EINVAL;
 	if (!job_idle(job))
 		return -EBUSY;
@@ -1121,7 +1103,7 @@ int tmo_job_start(struct tmo_pool *pool, struct tmo_job *job, tmo_deadline until
 	if (!expired) {
 		/* Only the loop's thread adds to the queue, so room seen here stays. */
 		pthread_mutex_lock(&p->lock);
-		room = p->queued < p->queue_size && !p->wait_head;
+		room = p->queued < p->queue_size && tmo__list_empty(&p->wait);
 		if (!room && !(job->_flags & TMO_JOB_WAIT))
 			p->stats.refused++;
 		pthread_mutex_unlock(&p->lock);
@@ -1135,11 +1117,9 @@ int tmo_job_start(struct tmo_pool *pool, struct tmo_job *job, tmo_deadline until
 	job->_res = 0;
 	job->_out_len = 0;
 	job->_worker = NULL;
-	job->_reported = 0;
-	job->_overran = 0;
 	job->_late = 0;
-	job->_flags &= (uint8_t)(JF_USER | JF_PREPARED);
-	job->_next = job->_prev = job->_done_next = NULL;
+	job->_link = (struct tmo__link){ 0 };
+	job->_done_next = NULL;
 	__atomic_store_n(&job->_cancel, 0, __ATOMIC_SEQ_CST);
 	p->busy_jobs++;
 	p->st->active++;
@@ -1156,13 +1136,8 @@ int tmo_job_start(struct tmo_pool *pool, struct tmo_job *job, tmo_deadline until
 	if (room) {
 		enqueue_locked(p, job);
 	} else {
-		set_job_state(job, J_WAITING);
-		job->_prev = p->wait_tail;
-		if (p->wait_tail)
-			p->wait_tail->_next = job;
-		else
-			p->wait_head = job;
-		p->wait_tail = job;
+		tmo__job_set_state(job, J_WAITING);
+		tmo__list_push_back(&p->wait, &job->_link);
 		p->waiting++;
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -1174,11 +1149,10 @@ int tmo_job_cancel(struct tmo_job *job)
 	if (!job || !job->_pool)
 		return -EINVAL;
 	struct tmo__pool_state *p = job->_pool;
-	uint8_t state = job_state(job);
+	uint8_t state = tmo__job_state(job);
 
-	if (state == J_IDLE || state == J_DECIDED || state == J_SKIPPED || job->_reported ||
-	    (job->_flags & JF_REPORT_PENDING))
-		return -EALREADY;
+	if (state != J_WAITING && state != J_QUEUED && state != J_RUNNING && state != J_FINISHED)
+		return -EALREADY; /* idle, or its outcome is decided or delivered */
 	__atomic_store_n(&job->_cancel, 1, __ATOMIC_SEQ_CST);
 	if (state == J_WAITING) {
 		unlink_waiting(p, job);
@@ -1186,7 +1160,7 @@ int tmo_job_cancel(struct tmo_job *job)
 		return 0;
 	}
 	pthread_mutex_lock(&p->lock);
-	state = job_state(job);
+	state = tmo__job_state(job);
 	if (state == J_QUEUED) {
 		unlink_queued_locked(p, job);
 		pthread_mutex_unlock(&p->lock);
@@ -1197,12 +1171,8 @@ int tmo_job_cancel(struct tmo_job *job)
 		pthread_mutex_unlock(&p->lock);
 		return -EALREADY; /* finished: its result decides */
 	}
-	stop_running_locked(p, job);
-	overrun_locked(p, job);
+	cancel_running_locked(p, job);
 	pthread_mutex_unlock(&p->lock);
-	job->_flags |= JF_REPORT_PENDING;
-	tmo__timer_disarm(p->st, &job->_timer);
-	push_decided(p, job);
 	return 0;
 }
 

@@ -174,7 +174,8 @@ struct tmo_job {
 	tmo_job_fn _fn;
 	tmo_job_cb _cb;
 	tmo_job_release_cb _release;
-	struct tmo_job *_next, *_prev;   /* the pool's queue or the loop-side wait list */
+	struct tmo__link _link;          /* the pool's queue, the loop-side wait list or the list
+					  * of decided outcomes */
 	struct tmo_job *_done_next;      /* the list of finished jobs (written by a worker) */
 	struct tmo__timer _timer;        /* the deadline in the loop's heap */
 	int64_t _deadline;
@@ -185,12 +186,10 @@ struct tmo_job {
 	long _sys_nr;                    /* tmo_job_prep_syscall */
 	long _sys_args[6];
 	void *_worker;                   /* the worker running it (under the pool's lock) */
-	int _cancel;                     /* atomic: cancelled or shut down */
-	uint8_t _state;                  /* atomic */
+	int _cancel;                     /* atomic: the function is asked to stop (cancel, shutdown) */
+	uint8_t _state;                  /* atomic: where it is in its life (src/pool.h) */
 	uint8_t _overrun;                /* enum tmo_overrun */
-	uint8_t _flags;                  /* loop thread only */
-	uint8_t _reported;               /* the completion callback fired (loop thread only) */
-	uint8_t _overran;                /* decided while running (under the pool's lock) */
+	uint8_t _flags;                  /* the caller's TMO_JOB_* flags (loop thread only) */
 	uint8_t _late;                   /* its function returned after the deadline (worker) */
 };
 
