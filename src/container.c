@@ -34,14 +34,12 @@ void tmo__container_init(struct tmo__container *c, uint8_t kind, int64_t deadlin
 	c->timer.kind = TMO__TIMER_CONTAINER;
 }
 
+/* Children and ops are pushed at the front: a cut reaches the newest first, and
+ * tmo_group_pending_first/next list members newest first. */
 void tmo__container_attach(struct tmo__container *parent, struct tmo__container *child)
 {
 	child->parent = parent;
-	child->prev_sibling = NULL;
-	child->next_sibling = parent->first_child;
-	if (parent->first_child)
-		parent->first_child->prev_sibling = child;
-	parent->first_child = child;
+	tmo__list_push_front(&parent->child_list, &child->sibling);
 	parent->children++;
 }
 
@@ -51,24 +49,15 @@ void tmo__container_detach(struct tmo__container *child)
 
 	if (!parent)
 		return;
-	if (child->prev_sibling)
-		child->prev_sibling->next_sibling = child->next_sibling;
-	else
-		parent->first_child = child->next_sibling;
-	if (child->next_sibling)
-		child->next_sibling->prev_sibling = child->prev_sibling;
-	child->parent = child->next_sibling = child->prev_sibling = NULL;
+	tmo__list_remove(&parent->child_list, &child->sibling);
+	child->parent = NULL;
 	parent->children--;
 }
 
 void tmo__container_add_op(struct tmo__container *c, struct tmo_op *op)
 {
 	op->_owner = c;
-	op->_sibling_prev = NULL;
-	op->_sibling_next = c->first_op;
-	if (c->first_op)
-		c->first_op->_sibling_prev = op;
-	c->first_op = op;
+	tmo__list_push_front(&c->op_list, &op->_sibling);
 	c->ops++;
 }
 
@@ -76,13 +65,7 @@ void tmo__container_remove_op(struct tmo_op *op)
 {
 	struct tmo__container *c = op->_owner;
 
-	if (op->_sibling_prev)
-		op->_sibling_prev->_sibling_next = op->_sibling_next;
-	else
-		c->first_op = op->_sibling_next;
-	if (op->_sibling_next)
-		op->_sibling_next->_sibling_prev = op->_sibling_prev;
-	op->_sibling_next = op->_sibling_prev = NULL;
+	tmo__list_remove(&c->op_list, &op->_sibling);
 	c->ops--;
 	/* _owner is left set: a group's member callback still needs to find its group. */
 }
@@ -117,8 +100,10 @@ void tmo__container_cut(struct tmo__loop_state *st, struct tmo__container *c, in
 	/* Inner containers first: a group cut from here must name this cause, not be finished
 	 * by the op waiting for it (which is one of this container's ops). Cuts may unlink
 	 * entries, so take each next link first. */
-	for (struct tmo__container *child = c->first_child, *next; child; child = next) {
-		next = child->next_sibling;
+	for (struct tmo__link *link = c->child_list.first, *next; link; link = next) {
+		struct tmo__container *child = tmo__container_of(link, struct tmo__container, sibling);
+
+		next = link->next;
 		if (child->shield)
 			continue; /* a shielded scope keeps its own deadline only */
 		if (child->kind == TMO__CONTAINER_GROUP)
@@ -126,9 +111,9 @@ void tmo__container_cut(struct tmo__loop_state *st, struct tmo__container *c, in
 		else
 			tmo__container_cut(st, child, res, cause, obj);
 	}
-	for (struct tmo_op *op = c->first_op, *next; op; op = next) {
-		next = op->_sibling_next;
-		tmo__op_cut(st, op, res, cause, obj);
+	for (struct tmo__link *link = c->op_list.first, *next; link; link = next) {
+		next = link->next;
+		tmo__op_cut(st, tmo__container_of(link, struct tmo_op, _sibling), res, cause, obj);
 	}
 }
 

@@ -15,12 +15,23 @@ enum { TMO__CONTAINER_SCOPE = 1, TMO__CONTAINER_GROUP = 2 };
 
 static inline struct tmo_scope *tmo__scope_of(struct tmo__container *c)
 {
-	return (struct tmo_scope *)((char *)c - offsetof(struct tmo_scope, _c));
+	return tmo__container_of(c, struct tmo_scope, _c);
 }
 
 static inline struct tmo_group *tmo__group_of(struct tmo__container *c)
 {
-	return (struct tmo_group *)((char *)c - offsetof(struct tmo_group, _c));
+	return tmo__container_of(c, struct tmo_group, _c);
+}
+
+/* The op a container's op_list or a group's done or waiting list links (NULL for NULL). */
+static inline struct tmo_op *tmo__op_of_sibling(const struct tmo__link *link)
+{
+	return link ? tmo__container_of(link, struct tmo_op, _sibling) : NULL;
+}
+
+static inline struct tmo_op *tmo__op_of_group_link(const struct tmo__link *link)
+{
+	return link ? tmo__container_of(link, struct tmo_op, _group_link) : NULL;
 }
 
 /* Tree links. */
@@ -80,7 +91,8 @@ void tmo__op_release_settled(struct tmo__loop_state *st, struct tmo_op *op);
 void tmo__op_decide(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uint8_t cause,
 		    void *obj);
 
-/* Takes a parked member off the group's waiting list. */
+/* Takes a parked member (TMO__F_GROUP_WAITING: it is on the group's waiting list) off that
+ * list, in O(1), and counts it running. */
 void tmo__group_unpark(struct tmo_group *group, struct tmo_op *op);
 /* Group waiters (group.c). */
 int tmo__group_check_waiter(const struct tmo_group *group, const struct tmo__loop_state *st);

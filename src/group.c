@@ -122,7 +122,7 @@ static void evaluate(struct tmo__loop_state *st, struct tmo_group *group)
 			reason = TMO_GROUP_MET;
 		break;
 	case TMO_GROUP_FIRST_DONE:
-		if (group->_done_first) {
+		if (!tmo__list_empty(&group->_done_list)) {
 			reason = TMO_GROUP_MET;
 			res = group->_first_done_res;
 		} else if (all_in) {
@@ -160,13 +160,13 @@ static void evaluate(struct tmo__loop_state *st, struct tmo_group *group)
 		finish(st, group, reason, res, -ECANCELED, TMO_CAUSE_GROUP, group, false);
 }
 
-/* Starts waiting members while there is room. */
+/* Starts waiting members while there is room, first come first started. */
 static void start_waiting(struct tmo__loop_state *st, struct tmo_group *group)
 {
 	uint32_t limit = group->_opt.max_running;
 
-	while (group->_queued_first && (!limit || group->_running < limit)) {
-		struct tmo_op *op = group->_queued_first;
+	while (!tmo__list_empty(&group->_queued_list) && (!limit || group->_running < limit)) {
+		struct tmo_op *op = tmo__op_of_group_link(group->_queued_list.first);
 
 		tmo__group_unpark(group, op);
 		tmo__op_launch_parked(st, op);
@@ -182,14 +182,9 @@ static void member_done(struct tmo_op *op, int32_t res)
 	group->_running--;
 	group->_done++;
 	tmo__op_set_in_done_set(op, true);
-	op->_group_next = NULL;
-	if (group->_done_last) {
-		group->_done_last->_group_next = op;
-	} else {
-		group->_done_first = op;
+	if (tmo__list_empty(&group->_done_list))
 		group->_first_done_res = res;
-	}
-	group->_done_last = op;
+	tmo__list_push_back(&group->_done_list, &op->_group_link);
 	if (res >= 0) {
 		group->_succeeded++;
 	} else {
@@ -218,19 +213,7 @@ static void member_done(struct tmo_op *op, int32_t res)
 
 void tmo__group_unpark(struct tmo_group *group, struct tmo_op *op)
 {
-	struct tmo_op **link = &group->_queued_first;
-	struct tmo_op *prev = NULL;
-
-	while (*link && *link != op) {
-		prev = *link;
-		link = &(*link)->_group_next;
-	}
-	if (!*link)
-		return;
-	*link = op->_group_next;
-	if (group->_queued_last == op)
-		group->_queued_last = prev;
-	op->_group_next = NULL;
+	tmo__list_remove(&group->_queued_list, &op->_group_link);
 	group->_queued--;
 	group->_running++; /* on its way to completion: member_done counts it off */
 }
@@ -365,10 +348,13 @@ static bool waits_for(const struct tmo_group *from, const struct tmo_group *targ
 		return true;
 	/* Only ops still waiting, judged by the op alone: a decided one may point at a group
 	 * already closed and freed, while an undecided one keeps its group from closing. */
-	for (const struct tmo_op *op = from->_c.first_op; op; op = op->_sibling_next)
+	for (const struct tmo__link *link = from->_c.op_list.first; link; link = link->next) {
+		const struct tmo_op *op = tmo__op_of_sibling(link);
+
 		if (op->_kind == TMO__KIND_GROUP && tmo__op_undecided(op) &&
 		    waits_for(op->_args.group, target))
 			return true;
+	}
 	return false;
 }
 
@@ -388,15 +374,10 @@ int tmo__group_check_waiter(const struct tmo_group *group, const struct tmo__loo
  * group again. Until then each is linked in the done set, which a second use would corrupt. */
 static void release_done_set(struct tmo_group *group)
 {
-	struct tmo_op *op = group->_done_first;
+	struct tmo__link *link;
 
-	while (op) {
-		struct tmo_op *next = op->_group_next;
-		tmo__op_set_in_done_set(op, false);
-		op->_group_next = NULL;
-		op = next;
-	}
-	group->_done_first = group->_done_last = NULL;
+	while ((link = tmo__list_pop_front(&group->_done_list)))
+		tmo__op_set_in_done_set(tmo__op_of_group_link(link), false);
 }
 
 int tmo_group_init(struct tmo_loop *loop, struct tmo_group *group,
@@ -454,12 +435,7 @@ int tmo_group_add(struct tmo_group *group, struct tmo_op *op, tmo_deadline membe
 		ret = tmo__op_park_in(group->_loop, op, deadline, member_done, &group->_c);
 		if (ret)
 			return ret;
-		op->_group_next = NULL;
-		if (group->_queued_last)
-			group->_queued_last->_group_next = op;
-		else
-			group->_queued_first = op;
-		group->_queued_last = op;
+		tmo__list_push_back(&group->_queued_list, &op->_group_link);
 		group->_queued++;
 	} else {
 		ret = tmo__op_start_in(group->_loop, op, deadline, member_done, &group->_c);
@@ -509,26 +485,26 @@ uint32_t tmo_group_pending_count(const struct tmo_group *group)
 
 struct tmo_op *tmo_group_done_first(const struct tmo_group *group)
 {
-	return group ? group->_done_first : NULL;
+	return group ? tmo__op_of_group_link(group->_done_list.first) : NULL;
 }
 
 struct tmo_op *tmo_group_done_next(const struct tmo_op *member)
 {
-	return member ? member->_group_next : NULL;
+	return member ? tmo__op_of_group_link(member->_group_link.next) : NULL;
 }
 
 /* Members still in the group's container and not yet reported: running or waiting. (An io-wq
  * member already reported stays in the container until the kernel releases it.) */
-static struct tmo_op *skip_reported(struct tmo_op *op)
+static struct tmo_op *skip_reported(const struct tmo__link *link)
 {
-	while (op && tmo__op_reported(op))
-		op = op->_sibling_next;
-	return op;
+	while (link && tmo__op_reported(tmo__op_of_sibling(link)))
+		link = link->next;
+	return tmo__op_of_sibling(link);
 }
 
 struct tmo_op *tmo_group_pending_first(const struct tmo_group *group)
 {
-	return group ? skip_reported(group->_c.first_op) : NULL;
+	return group ? skip_reported(group->_c.op_list.first) : NULL;
 }
 
 struct tmo_op *tmo_group_pending_next(const struct tmo_op *member)
@@ -537,7 +513,7 @@ struct tmo_op *tmo_group_pending_next(const struct tmo_op *member)
 	if (!member || !tmo__op_active(member) || !member->_owner ||
 	    member->_owner->kind != TMO__CONTAINER_GROUP)
 		return NULL;
-	return skip_reported(member->_sibling_next);
+	return skip_reported(member->_sibling.next);
 }
 
 struct tmo_op *tmo_group_first_failure(const struct tmo_group *group)

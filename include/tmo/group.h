@@ -101,8 +101,8 @@ struct tmo_group {
 	struct tmo__container _c;
 	struct tmo_loop *_loop;
 	struct tmo_group_options _opt;
-	struct tmo_op *_done_first, *_done_last;      /* completion order, via _group_next */
-	struct tmo_op *_queued_first, *_queued_last;  /* waiting for a slot, via _group_next */
+	struct tmo__list _done_list;                  /* completion order, via _group_link */
+	struct tmo__list _queued_list;                /* waiting for a slot, via _group_link */
 	struct tmo_op *_waiter;                       /* a tmo_prep_group op waiting for it */
 	uint32_t _running, _queued, _done, _succeeded, _failed;
 	struct tmo_op *_first_failure;

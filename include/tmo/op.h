@@ -108,9 +108,10 @@ struct tmo__timer {
  * containers. */
 struct tmo__container {
 	struct tmo__container *parent;
-	struct tmo__container *first_child, *next_sibling, *prev_sibling;
-	struct tmo_op *first_op;
-	uint32_t ops, children;
+	struct tmo__list child_list; /* child containers, newest first, via .sibling */
+	struct tmo__link sibling;    /* in the parent's child_list */
+	struct tmo__list op_list;    /* its ops, newest first, via tmo_op._sibling */
+	uint32_t ops, children;      /* how many op_list and child_list hold */
 	uint32_t holds; /* callbacks of its ops running now: it is not done meanwhile */
 	int64_t deadline;
 	struct tmo__timer timer;
@@ -135,8 +136,8 @@ struct tmo_op {
 	struct tmo__timer _timer;
 	int64_t _deadline;
 	struct tmo__container *_owner;           /* scope or group it belongs to */
-	struct tmo_op *_sibling_next, *_sibling_prev;
-	struct tmo_op *_group_next;              /* a group's done or waiting list */
+	struct tmo__link _sibling;               /* in its owner's op_list */
+	struct tmo__link _group_link;            /* a group's done or waiting list */
 	void *_cause_obj;                        /* the scope or group that timed it out */
 	struct tmo__kernel_timespec _ts;
 	union {
