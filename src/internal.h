@@ -150,22 +150,8 @@ static inline int32_t tmo__user_errno(int32_t res)
 	return res <= -512 && res >= -516 ? -EINTR : res;
 }
 
-/* What a prepared op asks of the kernel (struct tmo_op._kind). 0 means "never prepared". */
-enum tmo__kind {
-	TMO__KIND_NONE = 0,
-	TMO__KIND_NOP,
-	TMO__KIND_SLEEP,
-	TMO__KIND_READ,
-	TMO__KIND_WRITE,
-	TMO__KIND_RECV,
-	TMO__KIND_SEND,
-	TMO__KIND_ACCEPT,
-	TMO__KIND_CONNECT,
-	TMO__KIND_POLL,
-	TMO__KIND_OPENAT,
-	TMO__KIND_GROUP, /* waits for a group: no kernel request */
-	TMO__KIND_COUNT_
-};
+/* The kinds of op, enum tmo__kind among them: one list describes each (op_kinds.h). */
+#include "op_kinds.h"
 
 /* State bits of struct tmo_op._flags. */
 enum {

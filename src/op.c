@@ -19,18 +19,41 @@ _Static_assert(offsetof(struct tmo__kernel_timespec, tv_nsec) ==
 _Static_assert(_Alignof(struct tmo_op) >= TMO__TAG_MASK + 1,
 	       "op addresses need free low bits for user_data tags");
 
-static const uint8_t kind_opcode[TMO__KIND_COUNT_] = {
-	[TMO__KIND_NOP] = IORING_OP_NOP,
-	[TMO__KIND_SLEEP] = IORING_OP_TIMEOUT,
-	[TMO__KIND_READ] = IORING_OP_READ,
-	[TMO__KIND_WRITE] = IORING_OP_WRITE,
-	[TMO__KIND_RECV] = IORING_OP_RECV,
-	[TMO__KIND_SEND] = IORING_OP_SEND,
-	[TMO__KIND_ACCEPT] = IORING_OP_ACCEPT,
-	[TMO__KIND_CONNECT] = IORING_OP_CONNECT,
-	[TMO__KIND_POLL] = IORING_OP_POLL_ADD,
-	[TMO__KIND_OPENAT] = IORING_OP_OPENAT,
+/*
+ * ---- the kinds ---------------------------------------------------------------------------
+ *
+ * TMO__OP_KINDS (op_kinds.h) describes every kind. kind_row() reads a kind's row, and
+ * prep_sqe() and check_args() below are generated from the list: each is a switch over the
+ * kinds that the compiler folds, so that a question such as kind_keeps(kind, TMO__KEEP_SELF)
+ * costs what `kind == TMO__KIND_SLEEP` would, and each kind's SQE and checks are straight code
+ * with its opcode a constant. (A table of callbacks per kind cost a call on every start.)
+ */
+
+struct kind_row {
+	uint8_t opcode;
+	enum tmo__args_shape args;
+	enum tmo__keep keep;
+	enum tmo__result result;
 };
+
+/* The row of `kind`, a TMO__KIND_* other than NONE. */
+static inline struct kind_row kind_row(unsigned kind)
+{
+	switch (kind) {
+#define KIND_ROW(name, opcode, args, keep, result)                            \
+	case TMO__KIND_##name:                                                \
+		return (struct kind_row){ opcode, TMO__ARGS_##args, TMO__KEEP_##keep, \
+					  TMO__RESULT_##result };
+		TMO__OP_KINDS(KIND_ROW)
+#undef KIND_ROW
+	}
+	return (struct kind_row){ IORING_OP_NOP, TMO__ARGS_NONE, TMO__KEEP_LINKED, TMO__RESULT_PLAIN };
+}
+
+static inline bool kind_keeps(unsigned kind, enum tmo__keep keep)
+{
+	return kind_row(kind).keep == keep;
+}
 
 /* Flags that survive from one start of an op to the next: its description. */
 #define KEEP_ON_RELEASE (TMO__F_PREPARED | TMO__F_IN_DONE_SET)
@@ -110,6 +133,8 @@ static int prep(struct tmo_op *op, enum tmo__kind kind, int fd)
 	op->_fd = fd;
 	op->_deadline = TMO_NEVER_NS;
 	op->_flags = TMO__F_PREPARED;
+	if (kind_keeps(kind, TMO__KEEP_IOWQ)) /* openat: blocking from the start, for good */
+		op->_user_flags = TMO_OP_BLOCKING;
 	return 0;
 }
 
@@ -205,7 +230,6 @@ int tmo_prep_openat(struct tmo_op *op, int dirfd, const char *path, int flags, m
 		op->_args.open.path = path;
 		op->_args.open.flags = flags;
 		op->_args.open.mode = mode;
-		op->_user_flags = TMO_OP_BLOCKING;
 	}
 	return ret;
 }
@@ -237,8 +261,8 @@ int tmo_op_set_flags(struct tmo_op *op, unsigned flags)
 		return ret;
 	if (flags & ~(unsigned)TMO_OP_BLOCKING)
 		return -EINVAL;
-	/* openat is always blocking: the flag cannot be taken away from it. */
-	if (op->_kind == TMO__KIND_OPENAT)
+	/* A kind that may block in io-wq (openat) is always blocking: the flag stays. */
+	if (kind_keeps(op->_kind, TMO__KEEP_IOWQ))
 		flags |= TMO_OP_BLOCKING;
 	op->_user_flags = (uint8_t)flags;
 	return 0;
@@ -286,54 +310,74 @@ struct tmo_group *tmo_op_cause_group(const struct tmo_op *op)
 
 /* ---- submission -------------------------------------------------------------------------- */
 
-static void prep_sqe(struct io_uring_sqe *sqe, struct tmo_op *op)
+/* The SQE fields an op's arguments fill: io_uring_prep_rw()'s, and the opcode's flags word. */
+struct sqe_args {
+	int fd;
+	const void *addr;
+	uint32_t len;
+	uint64_t off;
+	uint32_t op_flags; /* msg_flags, accept_flags, open_flags, timeout_flags, poll32_events */
+};
+
+/* How arguments of `shape` fill an SQE (column args). `shape` is a constant at every call:
+ * the switch folds away. */
+static inline struct sqe_args args_sqe(struct tmo_op *op, enum tmo__args_shape shape)
 {
-	switch ((enum tmo__kind)op->_kind) {
-	case TMO__KIND_NOP:
-		io_uring_prep_nop(sqe);
-		break;
-	case TMO__KIND_SLEEP: {
+	switch (shape) {
+	case TMO__ARGS_SLEEP: {
 		/* One plain timeout at the earlier of wake-up and deadline; the CQE handler tells
 		 * which one it was. */
 		int64_t when = op->_args.sleep.wake_at < op->_deadline ? op->_args.sleep.wake_at
 								       : op->_deadline;
 		tmo__set_timespec(&op->_ts, when);
-		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&op->_ts, 0,
-				      IORING_TIMEOUT_ABS);
+		return (struct sqe_args){ -1, &op->_ts, 1, 0, IORING_TIMEOUT_ABS };
+	}
+	case TMO__ARGS_RW:
+		return (struct sqe_args){ op->_fd, op->_args.io.buf, op->_args.io.len,
+					  op->_args.io.offset, 0 };
+	case TMO__ARGS_MSG:
+		return (struct sqe_args){ op->_fd, op->_args.io.buf, op->_args.io.len, 0,
+					  (uint32_t)op->_args.io.msg_flags };
+	case TMO__ARGS_ACCEPT:
+		return (struct sqe_args){ op->_fd, op->_args.accept.addr, 0,
+					  (uint64_t)(uintptr_t)op->_args.accept.addrlen,
+					  (uint32_t)op->_args.accept.flags };
+	case TMO__ARGS_CONNECT:
+		return (struct sqe_args){ op->_fd, op->_args.connect.addr, 0,
+					  op->_args.connect.addrlen, 0 };
+	case TMO__ARGS_POLL: {
+		uint32_t events = op->_args.poll_events;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		events = events << 16 | events >> 16; /* as io_uring_prep_poll_add */
+#endif
+		return (struct sqe_args){ op->_fd, NULL, 0, 0, events };
+	}
+	case TMO__ARGS_OPEN:
+		return (struct sqe_args){ op->_fd, op->_args.open.path, op->_args.open.mode, 0,
+					  (uint32_t)op->_args.open.flags };
+	case TMO__ARGS_NONE:
+	case TMO__ARGS_GROUP:
 		break;
 	}
-	case TMO__KIND_READ:
-		io_uring_prep_read(sqe, op->_fd, op->_args.io.buf, op->_args.io.len,
-				   op->_args.io.offset);
+	return (struct sqe_args){ -1, NULL, 0, 0, 0 };
+}
+
+static inline void fill_sqe(struct io_uring_sqe *sqe, uint8_t opcode, struct sqe_args args)
+{
+	io_uring_prep_rw(opcode, sqe, args.fd, args.addr, args.len, args.off);
+	sqe->msg_flags = args.op_flags; /* one word, whichever name the opcode gives it */
+}
+
+static void prep_sqe(struct io_uring_sqe *sqe, struct tmo_op *op)
+{
+	switch ((enum tmo__kind)op->_kind) {
+#define PREP_SQE(name, opcode, args, keep, result)                             \
+	case TMO__KIND_##name:                                                 \
+		if (TMO__KEEP_##keep != TMO__KEEP_GROUP) /* else never submitted */ \
+			fill_sqe(sqe, opcode, args_sqe(op, TMO__ARGS_##args));     \
 		break;
-	case TMO__KIND_WRITE:
-		io_uring_prep_write(sqe, op->_fd, op->_args.io.buf, op->_args.io.len,
-				    op->_args.io.offset);
-		break;
-	case TMO__KIND_RECV:
-		io_uring_prep_recv(sqe, op->_fd, op->_args.io.buf, op->_args.io.len,
-				   op->_args.io.msg_flags);
-		break;
-	case TMO__KIND_SEND:
-		io_uring_prep_send(sqe, op->_fd, op->_args.io.buf, op->_args.io.len,
-				   op->_args.io.msg_flags);
-		break;
-	case TMO__KIND_ACCEPT:
-		io_uring_prep_accept(sqe, op->_fd, op->_args.accept.addr, op->_args.accept.addrlen,
-				     op->_args.accept.flags);
-		break;
-	case TMO__KIND_CONNECT:
-		io_uring_prep_connect(sqe, op->_fd, op->_args.connect.addr,
-				      op->_args.connect.addrlen);
-		break;
-	case TMO__KIND_POLL:
-		io_uring_prep_poll_add(sqe, op->_fd, op->_args.poll_events);
-		break;
-	case TMO__KIND_OPENAT:
-		io_uring_prep_openat(sqe, op->_fd, op->_args.open.path, op->_args.open.flags,
-				     op->_args.open.mode);
-		break;
-	case TMO__KIND_GROUP: /* never submitted */
+		TMO__OP_KINDS(PREP_SQE)
+#undef PREP_SQE
 	case TMO__KIND_NONE:
 	case TMO__KIND_COUNT_:
 		break;
@@ -350,7 +394,7 @@ static void prep_sqe(struct io_uring_sqe *sqe, struct tmo_op *op)
  */
 static bool submit(struct tmo__loop_state *st, struct tmo_op *op)
 {
-	bool has_deadline = op->_deadline != TMO_NEVER_NS && op->_kind != TMO__KIND_SLEEP;
+	bool has_deadline = op->_deadline != TMO_NEVER_NS && !kind_keeps(op->_kind, TMO__KEEP_SELF);
 	bool blocking = op->_user_flags & TMO_OP_BLOCKING;
 	bool linked = has_deadline && !blocking &&
 		      st->deadline_strategy == TMO_DEADLINES_KERNEL;
@@ -398,54 +442,61 @@ static bool send_cancel(struct tmo__loop_state *st, struct tmo_op *op)
 	return true;
 }
 
-static int check_args(const struct tmo__loop_state *st, const struct tmo_op *op)
+/* Checks arguments of `shape` (column args); a constant at every call, as for args_sqe(). */
+static inline int check_args_shape(const struct tmo__loop_state *st, const struct tmo_op *op,
+				   enum tmo__args_shape shape)
 {
-	switch ((enum tmo__kind)op->_kind) {
-	case TMO__KIND_NOP:
-		break;
-	case TMO__KIND_SLEEP:
-		if (op->_args.sleep.wake_at < 0)
-			return -EINVAL;
-		break;
-	case TMO__KIND_READ:
-	case TMO__KIND_WRITE:
-	case TMO__KIND_RECV:
-	case TMO__KIND_SEND:
+	switch (shape) {
+	case TMO__ARGS_NONE:
+		return 0;
+	case TMO__ARGS_SLEEP:
+		return op->_args.sleep.wake_at < 0 ? -EINVAL : 0;
+	case TMO__ARGS_RW:
+	case TMO__ARGS_MSG:
 		if (op->_fd < 0)
 			return -EBADF;
-		if (!op->_args.io.buf && op->_args.io.len)
-			return -EINVAL;
-		break;
-	case TMO__KIND_ACCEPT:
+		return !op->_args.io.buf && op->_args.io.len ? -EINVAL : 0;
+	case TMO__ARGS_ACCEPT:
 		if (op->_fd < 0)
 			return -EBADF;
-		if (op->_args.accept.addr && !op->_args.accept.addrlen)
-			return -EINVAL;
-		break;
-	case TMO__KIND_CONNECT:
+		return op->_args.accept.addr && !op->_args.accept.addrlen ? -EINVAL : 0;
+	case TMO__ARGS_CONNECT:
 		if (op->_fd < 0)
 			return -EBADF;
-		if (!op->_args.connect.addr)
-			return -EINVAL;
-		break;
-	case TMO__KIND_POLL:
-		if (op->_fd < 0)
-			return -EBADF;
-		break;
-	case TMO__KIND_OPENAT:
+		return !op->_args.connect.addr ? -EINVAL : 0;
+	case TMO__ARGS_POLL:
+		return op->_fd < 0 ? -EBADF : 0;
+	case TMO__ARGS_OPEN:
 		if (op->_fd < 0 && op->_fd != AT_FDCWD)
 			return -EBADF;
-		if (!op->_args.open.path)
-			return -EINVAL;
-		break;
-	case TMO__KIND_GROUP:
+		return !op->_args.open.path ? -EINVAL : 0;
+	case TMO__ARGS_GROUP:
 		return tmo__group_check_waiter(op->_args.group, st);
+	}
+	return -EINVAL;
+}
+
+/* The arguments, then (for a kind with a request) whether the kernel has its opcode. */
+static int check_args(const struct tmo__loop_state *st, const struct tmo_op *op)
+{
+	int ret = -EINVAL;
+
+	switch ((enum tmo__kind)op->_kind) {
+#define CHECK_ARGS(name, opcode, args, keep, result)                       \
+	case TMO__KIND_##name:                                             \
+		ret = check_args_shape(st, op, TMO__ARGS_##args);          \
+		if (TMO__KEEP_##keep == TMO__KEEP_GROUP)                   \
+			return ret; /* no request, so no opcode to check */ \
+		break;
+		TMO__OP_KINDS(CHECK_ARGS)
+#undef CHECK_ARGS
 	case TMO__KIND_NONE:
 	case TMO__KIND_COUNT_:
 		return -EINVAL;
 	}
-	uint8_t opcode = kind_opcode[op->_kind];
-	if (!(st->opcodes & (UINT64_C(1) << opcode)))
+	if (ret)
+		return ret;
+	if (!(st->opcodes & (UINT64_C(1) << kind_row(op->_kind).opcode)))
 		return -ENOTSUP;
 	return 0;
 }
@@ -507,7 +558,7 @@ static void launch(struct tmo__loop_state *st, struct tmo_op *op)
 			return;
 		}
 	}
-	if (op->_kind == TMO__KIND_GROUP) {
+	if (kind_keeps(op->_kind, TMO__KEEP_GROUP)) {
 		tmo__group_waiter_start(st, op); /* a passed deadline cancels the group */
 		return;
 	}
@@ -581,7 +632,7 @@ static void end_early(struct tmo__loop_state *st, struct tmo_op *op, int32_t res
 		tmo__op_decide(st, op, res, cause, obj);
 		return;
 	}
-	if (op->_kind == TMO__KIND_GROUP) {
+	if (kind_keeps(op->_kind, TMO__KEEP_GROUP)) {
 		/* Its outcome is decided now (a second cancel says -EALREADY); the group delivers
 		 * it when it finishes from the loop. */
 		op->_flags |= res == -ETIME ? TMO__F_EXPIRED : TMO__F_CANCEL;
@@ -731,7 +782,7 @@ static void release_late(struct tmo__loop_state *st, struct tmo_op *op, int32_t 
 {
 	tmo_op_release_cb release = op->_release;
 	struct tmo__container *owner = op->_owner;
-	bool returns_fd = op->_kind == TMO__KIND_OPENAT || op->_kind == TMO__KIND_ACCEPT;
+	bool returns_fd = kind_row(op->_kind).result == TMO__RESULT_FD;
 
 	op->_flags &= KEEP_ON_RELEASE;
 	st->active--;
@@ -755,7 +806,7 @@ static void release_late(struct tmo__loop_state *st, struct tmo_op *op, int32_t 
 static int32_t outcome(struct tmo_op *op, int32_t res)
 {
 	res = tmo__user_errno(res);
-	if (op->_kind == TMO__KIND_SLEEP && res == -ETIME)
+	if (kind_keeps(op->_kind, TMO__KEEP_SELF) && res == -ETIME)
 		return op->_args.sleep.wake_at <= op->_deadline ? 0 : -ETIME;
 	if (res != -ECANCELED && res != -EINTR)
 		return res;
