@@ -94,8 +94,8 @@ static inline uint64_t tmo__user_data(const struct tmo_op *op, unsigned tag)
 }
 
 /*
- * What other files may know of an op's state (op.c owns its flag bits; these are the only
- * questions asked of them elsewhere).
+ * What other files may know of an op's state (the op files own its flag bits: op.c, op_prep.c,
+ * op_cancel.c; these are the only questions asked of them elsewhere, defined in op_prep.c).
  */
 /* Started and not yet released by the kernel (tmo_op_busy). */
 bool tmo__op_active(const struct tmo_op *op);

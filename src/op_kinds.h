@@ -2,7 +2,8 @@
  * Private to tmo: every kind of op (struct tmo_op._kind), described in one list. The enum
  * tmo__kind below, the opcode a start checks the kernel for, the SQE a kind submits, the checks
  * tmo_op_start makes of its arguments, how its deadline is kept and what a late result holds are
- * all generated from this list (src/op.c); nothing else names a kind's details.
+ * all generated from this list (op.c, op_private.h); nothing else names a kind's details. A new
+ * kind is a row here and its tmo_prep_* (op_prep.c); see docs/internals.md.
  *
  * A row: X(name, opcode, args, keep, result)
  *   name    the kind is TMO__KIND_<name>
