@@ -357,23 +357,24 @@ void tmo__op_decide(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, 
  * same scope, as a task keeps its context) and with its container held, so that the container
  * cannot finish while the callback may still start work in it.
  */
-static void call_in_context(struct tmo__loop_state *st, struct tmo__container *owner,
-			    void (*fn)(struct tmo_op *, int32_t), struct tmo_op *op, int32_t res)
+static inline void call_in_context(struct tmo__loop_state *st, struct tmo__container *owner,
+				   void (*fn)(struct tmo_op *, int32_t), struct tmo_op *op,
+				   int32_t res)
 {
 	struct tmo__invoke call;
+	struct tmo_scope *scope = NULL;
 
-	if (!owner) {
-		tmo__invoke_begin(st, &call, NULL);
-		fn(op, res);
-		tmo__invoke_end(st, &call, TMO_STALL_OP);
-		return;
+	if (owner) {
+		owner->holds++;
+		scope = tmo__container_scope(owner);
 	}
-	owner->holds++;
-	tmo__invoke_begin(st, &call, tmo__container_scope(owner));
+	tmo__invoke_begin(st, &call, scope);
 	fn(op, res);
 	tmo__invoke_end(st, &call, TMO_STALL_OP);
-	owner->holds--;
-	tmo__container_check_done(st, owner);
+	if (owner) {
+		owner->holds--;
+		tmo__container_check_done(st, owner);
+	}
 }
 
 /* Delivers the outcome `res` to the caller: exactly once per start. */
@@ -409,14 +410,13 @@ static void deliver(struct tmo__loop_state *st, struct tmo_op *op, int32_t res)
 		 * until it lets go. */
 		op->_flags |= TMO__F_REPORTED;
 		st->stats.abandoned++;
-		call_in_context(st, owner, cb, op, res);
-		return;
+	} else {
+		/* Released before the callback, so the callback may restart or free the op. */
+		op->_flags &= KEEP_ON_RELEASE;
+		st->active--;
+		if (owner)
+			tmo__container_remove_op(op);
 	}
-	/* Released before the callback, so the callback may restart or free the op. */
-	op->_flags &= KEEP_ON_RELEASE;
-	st->active--;
-	if (owner)
-		tmo__container_remove_op(op);
 	call_in_context(st, owner, cb, op, res);
 }
 
