@@ -1,29 +1,7 @@
-/* The tree of scopes and groups, and the heap timers that keep their deadlines. */
+/* The tree of scopes and groups. */
 #include <string.h>
 
 #include "container.h"
-
-bool tmo__timer_less(const struct tmo__heap_node *a, const struct tmo__heap_node *b)
-{
-	return ((const struct tmo__timer *)a)->when < ((const struct tmo__timer *)b)->when;
-}
-
-void tmo__timer_arm(struct tmo__loop_state *st, struct tmo__timer *timer, int64_t when)
-{
-	if (timer->armed)
-		tmo__heap_remove(&st->deadlines, &timer->node);
-	timer->when = when;
-	timer->armed = 1;
-	tmo__heap_insert(&st->deadlines, &timer->node);
-}
-
-void tmo__timer_disarm(struct tmo__loop_state *st, struct tmo__timer *timer)
-{
-	if (!timer->armed)
-		return;
-	tmo__heap_remove(&st->deadlines, &timer->node);
-	timer->armed = 0;
-}
 
 void tmo__container_init(struct tmo__container *c, uint8_t kind, int64_t deadline, bool shield)
 {

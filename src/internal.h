@@ -172,7 +172,7 @@ enum {
 					  * result waits in ._held_res */
 	TMO__F_CANCEL_RETRY = 1u << 13,  /* ._timer is armed to ask again, not for the deadline */
 	TMO__F_IN_DONE_SET = 1u << 14,   /* a completed group member, linked in its group's done
-					  * set (._group_next) until the group is closed: not to be
+					  * set (._group_link) until the group is closed: not to be
 					  * prepared, started or added anywhere meanwhile */
 };
 
@@ -225,10 +225,25 @@ static inline struct tmo__timer *tmo__timer_of(struct tmo__heap_node *node)
 	return (struct tmo__timer *)node; /* node is the first member */
 }
 
-/* Heap of kept deadlines (ops' loop-kept deadlines, containers', jobs'; container.c). */
-void tmo__timer_arm(struct tmo__loop_state *st, struct tmo__timer *timer, int64_t when);
-void tmo__timer_disarm(struct tmo__loop_state *st, struct tmo__timer *timer);
-bool tmo__timer_less(const struct tmo__heap_node *a, const struct tmo__heap_node *b);
+/* The heap of kept deadlines (ops' loop-kept deadlines, containers', jobs'): (re)arms `timer`
+ * to fire at `when`, or takes it out. Inline: an op's completion disarms on every path. */
+static inline void tmo__timer_arm(struct tmo__loop_state *st, struct tmo__timer *timer,
+				  int64_t when)
+{
+	if (timer->armed)
+		tmo__heap_remove(&st->deadlines, &timer->node);
+	timer->when = when;
+	timer->armed = 1;
+	tmo__heap_insert(&st->deadlines, &timer->node);
+}
+
+static inline void tmo__timer_disarm(struct tmo__loop_state *st, struct tmo__timer *timer)
+{
+	if (!timer->armed)
+		return;
+	tmo__heap_remove(&st->deadlines, &timer->node);
+	timer->armed = 0;
+}
 
 static inline struct tmo__loop_state *tmo__state(const struct tmo_loop *loop)
 {

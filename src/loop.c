@@ -17,6 +17,12 @@
 /* When the kernel refused a submission, retry after this long even if nothing completes. */
 #define RETRY_WAIT_NS (1 * TMO_NSEC_PER_MSEC)
 
+/* The order of the heap of kept deadlines: earliest first. */
+static bool timer_less(const struct tmo__heap_node *a, const struct tmo__heap_node *b)
+{
+	return ((const struct tmo__timer *)a)->when < ((const struct tmo__timer *)b)->when;
+}
+
 static bool is_power_of_two(uint32_t x)
 {
 	return x && !(x & (x - 1));
@@ -148,7 +154,7 @@ int tmo_loop_init(struct tmo_loop *loop, const struct tmo_loop_options *options)
 		return -ENOMEM;
 	st->mode = options ? options->mode : TMO_MODE_DEFAULT;
 	st->deadline_strategy = options ? options->deadlines : TMO_DEADLINES_KERNEL;
-	tmo__heap_init(&st->deadlines, tmo__timer_less);
+	tmo__heap_init(&st->deadlines, timer_less);
 
 	ret = create_ring(st, sq, cq);
 	if (ret) {
