@@ -373,10 +373,13 @@ int tmo_job_cancel(struct tmo_job *job)
 	struct tmo__pool_state *p = job->_pool;
 	uint8_t state = tmo__job_state(job);
 
-	if (state != J_WAITING && state != J_QUEUED && state != J_RUNNING && state != J_FINISHED)
-		return -EALREADY; /* idle, or its outcome is decided or delivered */
-	__atomic_store_n(&job->_cancel, 1, __ATOMIC_SEQ_CST);
+	if (state != J_WAITING && state != J_QUEUED && state != J_RUNNING)
+		return -EALREADY; /* idle, finished, or its outcome is decided or delivered */
+	/* The stop request (_cancel) is set only once the cancel is sure to win: set before the
+	 * check, a function that returned meanwhile would see itself cancelled while its own
+	 * result stands. */
 	if (state == J_WAITING) {
+		__atomic_store_n(&job->_cancel, 1, __ATOMIC_SEQ_CST);
 		tmo__pool_unlink_waiting(p, job);
 		tmo__pool_decide_unstarted(p, job, -ECANCELED);
 		return 0;
@@ -384,6 +387,7 @@ int tmo_job_cancel(struct tmo_job *job)
 	pthread_mutex_lock(&p->lock);
 	state = tmo__job_state(job);
 	if (state == J_QUEUED) {
+		__atomic_store_n(&job->_cancel, 1, __ATOMIC_SEQ_CST);
 		tmo__pool_unlink_queued_locked(p, job);
 		pthread_mutex_unlock(&p->lock);
 		tmo__pool_decide_unstarted(p, job, -ECANCELED);
@@ -393,7 +397,7 @@ int tmo_job_cancel(struct tmo_job *job)
 		pthread_mutex_unlock(&p->lock);
 		return -EALREADY; /* finished: its result decides */
 	}
-	tmo__pool_cancel_running_locked(p, job);
+	tmo__pool_cancel_running_locked(p, job); /* sets _cancel: the function may poll it */
 	pthread_mutex_unlock(&p->lock);
 	return 0;
 }

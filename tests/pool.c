@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "pool.h" /* the job's state, to catch it between return and delivery */
 #include "tmo/pool.h"
 
 #define MS TMO_NSEC_PER_MSEC
@@ -148,6 +149,7 @@ struct job_rec {
 	int fn_calls_at_cb;
 	uint32_t active_in_cb;
 	int cancel_in_cb;
+	bool cancelled_seen_in_cb; /* tmo_job_cancelled() in the callback (note_cancelled) */
 	int rel_calls;
 	int64_t rel_res, rel_at;
 	bool busy_in_rel;
@@ -892,6 +894,47 @@ static void no_deadline_runs_to_the_end(void **state)
 	fx_pool_close(fx);
 }
 
+/*
+ * A cancel that comes after the function returned, before the loop delivered its result, is
+ * refused (-EALREADY) and leaves no trace: the result stands, tmo_job_cancelled() stays false
+ * and the pool counts nothing as cancelled.
+ */
+static void note_cancelled(struct job_rec *r, int64_t res)
+{
+	(void)res;
+	r->cancelled_seen_in_cb = tmo_job_cancelled(&r->job);
+}
+
+static void cancel_after_the_function_returned_leaves_no_trace(void **state)
+{
+	struct fx *fx = *state;
+	struct tmo_pool_options opts = { .threads = 1 };
+
+	fx_pool_init(fx, &opts);
+	struct job_rec *r = new_rec(fx);
+	r->ret = 7;
+	r->on_cb = note_cancelled;
+	assert_int_equal(tmo_job_start(&fx->pool, &r->job, tmo_in_ns(10 * U), rec_cb), 0);
+	/* The loop does not run: the finished job waits for it, between return and delivery. */
+	int64_t limit = tmo_now() + 5 * TMO_NSEC_PER_SEC;
+	while (tmo__job_state(&r->job) != J_FINISHED) {
+		if (tmo_now() > limit)
+			fail_msg("the job did not finish within 5 s (state %d)",
+				 (int)tmo__job_state(&r->job));
+		test_sleep_ms(1);
+	}
+	assert_int_equal(tmo_job_cancel(&r->job), -EALREADY);
+	assert_false(tmo_job_cancelled(&r->job));
+	run_all(fx);
+	assert_int_equal(r->cb_calls, 1);
+	assert_int_equal(r->cb_res, 7);
+	assert_false(r->cancelled_seen_in_cb);
+	struct tmo_pool_stats st = pool_stats(fx);
+	assert_int_equal(st.cancelled, 0);
+	assert_int_equal(st.completed, 1);
+	fx_pool_close(fx);
+}
+
 /* ---- 6. the release callback of an abandoned job ------------------------------------------ */
 
 static void start_quick_from_callback(struct job_rec *r, int64_t res)
@@ -1458,6 +1501,7 @@ int main(void)
 		T(full_queue_refuses_with_eagain),
 		T(waiting_job_runs_when_there_is_room),
 		T(cancel_queued_running_and_done_jobs),
+		T(cancel_after_the_function_returned_leaves_no_trace),
 		T(deadline_already_passed_starts_nothing),
 		T(no_deadline_runs_to_the_end),
 		T(abandoned_job_is_released_when_it_returns),
