@@ -8,6 +8,31 @@
 
 #include "internal.h"
 
+/* State bits of struct tmo_op._flags: the op files' alone (others ask internal.h's tmo__op_*
+ * questions). */
+enum {
+	TMO__F_PREPARED = 1u << 0,       /* a tmo_prep_* call described a request */
+	TMO__F_ACTIVE = 1u << 1,         /* started and not yet released */
+	TMO__F_KERNEL = 1u << 2,         /* the kernel holds the request (SQE handed over) */
+	/* 1u << 3 is free: an op waiting on the loop's deferred queue says so in ._pending */
+	TMO__F_DECIDED = 1u << 4,        /* ._res holds the outcome to deliver */
+	TMO__F_CANCEL = 1u << 5,         /* outcome -ECANCELED decided: tmo_op_cancel or a cut */
+	TMO__F_CANCEL_UNSENT = 1u << 6,  /* the cancel request still needs an SQE */
+	TMO__F_EXPIRED = 1u << 7,        /* outcome -ETIME decided: a loop-kept deadline or a cut */
+	TMO__F_GROUP_WAITING = 1u << 8,  /* a group member waiting for a slot: not started */
+	TMO__F_LINKED = 1u << 9,         /* a linked timeout enforces the deadline */
+	TMO__F_REPORTED = 1u << 10,      /* the callback fired; waiting for the kernel to let go */
+	TMO__F_CANCEL_ASKED = 1u << 11,  /* a cancel request is in flight: the op is held for its
+					  * answer */
+	TMO__F_DONE_HELD = 1u << 12,     /* the op's own completion came before that answer; its
+					  * result waits in ._held_res */
+	TMO__F_CANCEL_RETRY = 1u << 13,  /* ._timer is armed to ask again, not for the deadline */
+	TMO__F_IN_DONE_SET = 1u << 14,   /* a completed group member, linked in its group's done
+					  * set (._group_link) until the group is closed: not to be
+					  * prepared, started or added anywhere meanwhile */
+};
+
+
 /*
  * ---- the kinds ---------------------------------------------------------------------------
  *

@@ -17,6 +17,7 @@
 
 #include "helpers.h"
 #include "hooks.h"
+#include "op_private.h" /* the flag bits: one test forges a cancel in flight */
 
 #define MS TMO_NSEC_PER_MSEC
 
