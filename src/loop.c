@@ -403,6 +403,9 @@ static void serve_deferred(struct tmo__loop_state *st)
 
 	if (tmo__list_empty(&st->deferred))
 		return; /* the usual pass */
+	/* Each entry says which list holds it, so that tmo__undefer takes it off the right one. */
+	for (link = st->deferred.first; link; link = link->next)
+		tmo__container_of(link, struct tmo__deferred, link)->queued = QUEUED_SERVING;
 	tmo__list_splice_back(&st->serving, &st->deferred);
 	while ((link = tmo__list_pop_front(&st->serving))) {
 		struct tmo__deferred *work = tmo__container_of(link, struct tmo__deferred, link);

@@ -1096,12 +1096,14 @@ static void close_the_other_pool(struct job_rec *r, int64_t res)
 }
 
 /*
- * A callback closes another pool that waits to be served in the same pass: b is shut down (it
- * asks the loop for attention), then a job of the fixture's pool is decided at its start (that
- * pool asks too, and is served first). That job's callback closes b, and the loop must not
- * serve b afterwards. Regression: the loop walked the list of pools it had taken and served b
- * after tmo_pool_close had freed it (a use-after-free: AddressSanitizer reports it; a plain
- * build goes on silently).
+ * A callback closes another pool that waits to be served in the same pass: a job of the
+ * fixture's pool is decided at its start (that pool asks the loop for attention), then b is
+ * shut down (it asks too); the loop's deferred queue serves them in that order. The job's
+ * callback closes b, and the loop must not serve b afterwards. Regressions: the loop walked
+ * the list of pools it had taken and served b after tmo_pool_close had freed it; later, the
+ * deferred queue took b off the wrong list (the one for the next pass) and went on to serve it
+ * freed. Both are use-after-frees: AddressSanitizer reports them; a plain build goes on
+ * silently, or loses the work queued for the next pass.
  */
 static void callback_may_close_another_pool_waiting_to_be_served(void **state)
 {
@@ -1113,12 +1115,12 @@ static void callback_may_close_another_pool_waiting_to_be_served(void **state)
 	assert_int_equal(tmo_pool_init(&b->pool, &fx->loop, &b_opts), 0);
 	fx_pool_init(fx, &opts);
 	b->close_ret = 1;
-	assert_int_equal(tmo_pool_shutdown(&b->pool), 0);
 	struct job_rec *r = new_rec(fx), *q = new_rec(fx);
 	r->job.data = b;
 	r->on_cb = close_the_other_pool;
 	int64_t t0 = tmo_now();
 	assert_int_equal(tmo_job_start(&fx->pool, &r->job, tmo_at(t0 - 1), rec_cb), 0);
+	assert_int_equal(tmo_pool_shutdown(&b->pool), 0);
 	run_all(fx);
 	assert_int_equal(r->cb_calls, 1);
 	assert_int_equal(r->cb_res, -ETIME);
