@@ -320,18 +320,15 @@ static void *worker_main(void *arg)
 		if (retire)
 			break;
 	}
-	w->has_timer = false; /* nobody may arm it from here on */
+	/* EXITED before the helper is stopped: the slot is free for a replacement at once (a
+	 * replacement that found no slot would not be retried). The price: a replacement joins
+	 * this thread under the lock on the loop's thread, and waits for the helper to die. */
+	w->state = W_EXITED;
 	pthread_mutex_unlock(&p->lock);
 
-	/* Cleaned up before the slot says the thread exited: a replacement for this slot joins
-	 * it under the pool's lock on the loop's thread (tmo__pool_spawn_locked), which must not
-	 * wait meanwhile for a helper process to be killed and reaped. */
 	tmo__helper_stop(&w->helper, &p->limits);
 	if (has_timer)
 		timer_delete(timer);
-	pthread_mutex_lock(&p->lock);
-	w->state = W_EXITED;
-	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
