@@ -86,13 +86,13 @@
  * A job is busy (tmo_job_busy) in every state after IDLE. Its callback has fired, or is firing,
  * in RUNNING_REPORTED and FINISHED_REPORTED, and in DRAINED_CANCELLED just before its release;
  * the callback of a job released at once sees IDLE. tmo_job_cancel acts only on WAITING,
- * QUEUED, RUNNING and FINISHED (where it finds the result already decides: -EALREADY).
+ * QUEUED and RUNNING; anything else (FINISHED included: the result decides) is -EALREADY.
  *
  * Kept apart, as facts rather than places in the life:
  *   _cancel  the stop request the function (tmo_job_cancelled) and the helper's supervisor
- *            poll on the worker without the lock (atomic). The loop sets it before it looks for
- *            the job under the lock (so a job popped meanwhile starts already cancelled) and
- *            again when a shutdown stops a job already reported; neither is a move of _state.
+ *            poll on the worker without the lock (atomic). The loop sets it only where the cancel
+ *            wins: on a waiting job, and under the lock on a queued or running one; and again
+ *            when a shutdown stops a job already reported; neither is a move of _state.
  *            It also tells deliver() to count an -ECANCELED as a cancel.
  *   _late    the function returned after the deadline: the worker reads the clock when it
  *            returns, before it lets go; it decides the outcome of a FINISHED job and whether
