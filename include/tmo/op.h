@@ -88,6 +88,13 @@ struct tmo__list {
 	struct tmo__link *first, *last;
 };
 
+/* An entry in a timer wheel (src/timer_wheel.h): the link in the slot that holds it and the
+ * exact time it is due. Valid zeroed (in no slot). */
+struct tmo__wheel_entry {
+	struct tmo__link link;
+	int64_t when;
+};
+
 /* Work waiting for the loop's attention outside a completion: an entry in the loop's one
  * deferred queue (src/loop.c). `kind` picks the handler that serves it. */
 struct tmo__deferred {
