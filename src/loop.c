@@ -13,6 +13,14 @@
 #define DEFAULT_RING_ENTRIES 256u
 #define MAX_RING_ENTRIES 32768u    /* the kernel's IORING_MAX_ENTRIES */
 #define MAX_CQ_ENTRIES 65536u      /* the kernel's IORING_MAX_CQ_ENTRIES */
+/*
+ * The default CQ is at least this big, for the kernel's cancel table rather than for room: it
+ * sizes that hash (found by user_data, also by every linked timeout that fires) from the CQ,
+ * clamp(ilog2(cq_entries) - 5, 1, 8) bits (io_ring_ctx_alloc, Linux 5.x to 6.18), so 8192
+ * entries give it all 256 buckets where 1024 gave 32: a lookup with n requests in flight walks
+ * about n / buckets of them. It costs 128 KiB of CQ memory.
+ */
+#define MIN_DEFAULT_CQ_ENTRIES 8192u
 #define CQE_BATCH 64u
 /* When the kernel refused a submission, retry after this long even if nothing completes. */
 #define RETRY_WAIT_NS (1 * TMO_NSEC_PER_MSEC)
@@ -34,6 +42,8 @@ static int check_options(const struct tmo_loop_options *o, uint32_t *sq, uint32_
 	if (!is_power_of_two(*sq) || *sq < 2 || *sq > MAX_RING_ENTRIES)
 		return -EINVAL;
 	*cq = o->cq_entries ? o->cq_entries : 4 * *sq;
+	if (!o->cq_entries && *cq < MIN_DEFAULT_CQ_ENTRIES)
+		*cq = MIN_DEFAULT_CQ_ENTRIES;
 	if (!o->cq_entries && *cq > MAX_CQ_ENTRIES)
 		*cq = MAX_CQ_ENTRIES;
 	if (!is_power_of_two(*cq) || *cq < *sq || *cq > MAX_CQ_ENTRIES)

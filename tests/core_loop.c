@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h" /* the ring's CQ size */
 
 #define MS TMO_NSEC_PER_MSEC
 
@@ -151,6 +152,29 @@ static void largest_ring_with_default_completion_queue(void **state)
 	struct tmo_loop_options too_big = { .ring_entries = 256, .cq_entries = 131072,
 					    .mode = TMO_MODE_LOW_LATENCY };
 	assert_int_equal(tmo_loop_init(&loop, &too_big), -EINVAL);
+}
+
+/* The CQ the kernel made: by default at least 8192 entries, so that the kernel's table of
+ * requests to cancel gets all its 256 buckets (loop.h); an explicit size is kept. */
+static void default_completion_queue_sizes_the_cancel_table(void **state)
+{
+	struct {
+		struct tmo_loop_options opts;
+		unsigned cq;
+	} cases[] = {
+		{ { 0 }, 8192 },                                       /* 256 entries: 4x is 1024 */
+		{ { .ring_entries = 4096 }, 16384 },                   /* 4x when that is more */
+		{ { .ring_entries = 32768 }, 65536 },                  /* at most the kernel's limit */
+		{ { .ring_entries = 256, .cq_entries = 1024 }, 1024 }, /* the caller's own size */
+	};
+	struct tmo_loop loop;
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(tmo_loop_init(&loop, &cases[i].opts), 0);
+		assert_int_equal(tmo__state(&loop)->ring.cq.ring_entries, cases[i].cq);
+		assert_int_equal(tmo_loop_close(&loop), 0);
+	}
 }
 
 static void run_until_a_deadline(void **state)
@@ -313,6 +337,7 @@ int main(void)
 		T(run_once_and_nowait),
 		T(run_once_returns_after_delivering_a_decided_outcome),
 		cmocka_unit_test(largest_ring_with_default_completion_queue),
+		cmocka_unit_test(default_completion_queue_sizes_the_cancel_table),
 		T(run_until_a_deadline),
 		T(stop_returns_with_work_left),
 		cmocka_unit_test(close_with_work_left_is_ebusy),

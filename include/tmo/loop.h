@@ -65,7 +65,9 @@ struct tmo_loop_options {
 	/* Submission queue entries, a power of two from 2 to 32768; 0 means 256. */
 	uint32_t ring_entries;
 	/* Completion queue entries, a power of two from ring_entries to 65536; 0 means
-	 * 4 * ring_entries (at most 65536). */
+	 * 4 * ring_entries, at least 8192 and at most 65536. The kernel sizes its table of
+	 * requests to cancel from it (every linked timeout that fires is such a lookup): 8192 or
+	 * more gives it all its 256 buckets, 1024 only 32 (docs/design.md). */
 	uint32_t cq_entries;
 	enum tmo_loop_mode mode;
 	enum tmo_deadline_strategy deadlines;
