@@ -1,8 +1,8 @@
 /*
  * The tree of deadlines: scopes and groups are containers; each holds the ops started in it
  * and the containers entered or created inside it. A container's deadline is one timer in the
- * loop's heap; when it passes, the container cuts its whole subtree (shielded scopes excepted),
- * so moving a deadline touches one heap entry, whatever the number of ops below it.
+ * loop's wheel; when it passes, the container cuts its whole subtree (shielded scopes excepted),
+ * so moving a deadline touches one wheel entry, whatever the number of ops below it.
  */
 #ifndef TMO_SRC_CONTAINER_H
 #define TMO_SRC_CONTAINER_H

@@ -10,9 +10,9 @@
 #include <stdint.h>
 
 #include "list.h"
-#include "timer_heap.h"
 #include "tmo/clock.h"
 #include "tmo/loop.h"
+#include "timer_wheel.h"
 #include "tmo/op.h"
 
 /* Kernel values that Debian's liburing 2.3 does not define yet. */
@@ -156,8 +156,8 @@ static inline int32_t tmo__user_errno(int32_t res)
 struct tmo__loop_state {
 	struct io_uring ring;
 	/* Deadlines the loop keeps itself (io-wq ops, every op under TMO_DEADLINES_LOOP, scopes,
-	 * groups, group waiters), earliest first. */
-	struct tmo__heap deadlines;
+	 * groups, group waiters, jobs): struct tmo__timer entries in a timer wheel. */
+	struct tmo__wheel deadlines;
 	/*
 	 * Work that needs the loop's attention outside a completion (struct tmo__deferred, in
 	 * the order it asked): each pass of the loop serves what `deferred` holds when the pass
@@ -166,10 +166,11 @@ struct tmo__loop_state {
 	struct tmo__list deferred;
 	struct tmo__list serving;
 	/*
-	 * One kernel timeout wakes the loop for the earliest deadline in `deadlines`. It is moved
-	 * only when that deadline becomes earlier than the timeout: when it becomes later (the op
-	 * with the earliest deadline completed, the usual case) the timeout stays, and firing
-	 * early costs one harmless wake-up. So keeping deadlines costs no kernel work per op.
+	 * One kernel timeout wakes the loop when the wheel says to look (tmo__wheel_wake_time:
+	 * the earliest deadline, or the start of the earliest slot, where it cascades). It is moved
+	 * only when that time becomes earlier than the timeout: when it becomes later (the op with
+	 * the earliest deadline completed, the usual case) the timeout stays, and firing early
+	 * costs one harmless wake-up. So keeping deadlines costs no kernel work per op.
 	 */
 	struct {
 		bool in_flight;            /* submitted, its completion not yet seen */
@@ -197,28 +198,26 @@ struct tmo__loop_state {
 	struct tmo_loop_stats stats;
 };
 
-static inline struct tmo__timer *tmo__timer_of(struct tmo__heap_node *node)
+static inline const struct tmo__timer *tmo__timer_of(const struct tmo__wheel_entry *entry)
 {
-	return (struct tmo__timer *)node; /* node is the first member */
+	return tmo__container_of(entry, const struct tmo__timer, entry);
 }
 
-/* The heap of kept deadlines (ops' loop-kept deadlines, containers', jobs'): (re)arms `timer`
- * to fire at `when`, or takes it out. Inline: an op's completion disarms on every path. */
+/* The wheel of kept deadlines (ops' loop-kept deadlines, containers', jobs'): (re)arms `timer`
+ * to fire at `when`, or takes it out; O(1) either way. Inline: an op's completion disarms on
+ * every path. */
 static inline void tmo__timer_arm(struct tmo__loop_state *st, struct tmo__timer *timer,
 				  int64_t when)
 {
-	if (timer->armed)
-		tmo__heap_remove(&st->deadlines, &timer->node);
-	timer->when = when;
+	tmo__wheel_reset(&st->deadlines, &timer->entry, timer->armed, when);
 	timer->armed = 1;
-	tmo__heap_insert(&st->deadlines, &timer->node);
 }
 
 static inline void tmo__timer_disarm(struct tmo__loop_state *st, struct tmo__timer *timer)
 {
 	if (!timer->armed)
 		return;
-	tmo__heap_remove(&st->deadlines, &timer->node);
+	tmo__wheel_remove(&st->deadlines, &timer->entry);
 	timer->armed = 0;
 }
 

@@ -25,12 +25,6 @@
 /* When the kernel refused a submission, retry after this long even if nothing completes. */
 #define RETRY_WAIT_NS (1 * TMO_NSEC_PER_MSEC)
 
-/* The order of the heap of kept deadlines: earliest first. */
-static bool timer_less(const struct tmo__heap_node *a, const struct tmo__heap_node *b)
-{
-	return ((const struct tmo__timer *)a)->when < ((const struct tmo__timer *)b)->when;
-}
-
 static bool is_power_of_two(uint32_t x)
 {
 	return x && !(x & (x - 1));
@@ -164,7 +158,7 @@ int tmo_loop_init(struct tmo_loop *loop, const struct tmo_loop_options *options)
 		return -ENOMEM;
 	st->mode = options ? options->mode : TMO_MODE_DEFAULT;
 	st->deadline_strategy = options ? options->deadlines : TMO_DEADLINES_KERNEL;
-	tmo__heap_init(&st->deadlines, timer_less);
+	tmo__wheel_init(&st->deadlines);
 
 	ret = create_ring(st, sq, cq);
 	if (ret) {
@@ -362,22 +356,25 @@ static unsigned reap(struct tmo__loop_state *st)
 	}
 }
 
-/* Acts on every kept deadline that has passed (each by its kind's handler). */
+/*
+ * Acts on every kept deadline that has passed, earliest first, each by its kind's handler. The
+ * wheel hands them out one at a time, so a handler may arm and disarm any timer meanwhile,
+ * one that is due included (it is then not handed out, or handed out again if re-armed due).
+ */
 static void expire(struct tmo__loop_state *st)
 {
-	struct tmo__heap_node *node = tmo__heap_min(&st->deadlines);
+	struct tmo__wheel_entry *entry;
 
-	if (!node)
+	if (!st->deadlines.count)
 		return;
 	int64_t now = tmo_now();
-	while (node && tmo__timer_of(node)->when <= now) {
-		struct tmo__timer *timer = tmo__timer_of(node);
+	while ((entry = tmo__wheel_pop_due(&st->deadlines, now))) {
+		struct tmo__timer *timer = tmo__container_of(entry, struct tmo__timer, entry);
 
-		tmo__heap_remove(&st->deadlines, node);
 		timer->armed = 0;
 		tmo__timer_handlers[timer->kind](st, timer);
-		node = tmo__heap_min(&st->deadlines);
 	}
+	tmo__wheel_validate(&st->deadlines); /* debug builds */
 }
 
 /* ---- the deferred queue ------------------------------------------------------------------ */
@@ -443,13 +440,13 @@ static int run(struct tmo_loop *loop, enum tmo_run_mode mode, int64_t until)
 			break;
 
 		int64_t wake_at = until;
-		struct tmo__heap_node *first = tmo__heap_min(&st->deadlines);
-		if (first) {
-			int64_t earliest = tmo__timer_of(first)->when;
-			if (earliest <= tmo_now())
+		if (st->deadlines.count) {
+			int64_t now = tmo_now();
+			int64_t look = tmo__wheel_wake_time(&st->deadlines, now);
+			if (look <= now)
 				wake_at = 0; /* already due: handle it without waiting */
-			else if (!arm_timer(st, earliest) && earliest < wake_at)
-				wake_at = earliest; /* no SQE for the timer: bound this wait instead */
+			else if (!arm_timer(st, look) && look < wake_at)
+				wake_at = look; /* no SQE for the timer: bound this wait instead */
 		}
 		if (mode == TMO_RUN_NOWAIT ||
 		    (mode == TMO_RUN_ONCE && st->callbacks != callbacks_before)) {

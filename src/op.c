@@ -104,7 +104,7 @@ static void prep_sqe(struct io_uring_sqe *sqe, struct tmo_op *op)
 /*
  * Hands the op to the kernel. Which way its deadline is kept is decided here, and only here:
  * the request itself for a sleep; a linked timeout for requests the kernel can interrupt
- * (TMO_DEADLINES_KERNEL); otherwise the loop's heap, with an explicit cancel at expiry
+ * (TMO_DEADLINES_KERNEL); otherwise the loop's timer wheel, with an explicit cancel at expiry
  * (requests that may block in io-wq, and every request under TMO_DEADLINES_LOOP).
  * Returns false if no SQE could be had; nothing has changed then.
  */

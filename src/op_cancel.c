@@ -127,7 +127,7 @@ void tmo__op_on_cancel_retry(struct tmo__loop_state *st, struct tmo_op *op)
 
 void tmo__op_on_expired(struct tmo__loop_state *st, struct tmo_op *op)
 {
-	/* The timer is already out of the heap. */
+	/* The timer is already out of the wheel. */
 	op->_timer.armed = 0;
 	if (undecided(op))
 		end_early(st, op, -ETIME, TMO_CAUSE_OWN, NULL);

@@ -65,7 +65,7 @@ enum tmo__keep {
 	TMO__KEEP_SELF,   /* the request is itself a timeout, at the earlier of its wake-up and
 			   * the deadline; its -ETIME tells which came first */
 	TMO__KEEP_GROUP,  /* no request: it waits for a group, which keeps the deadline on the
-			   * loop's heap (group.c) */
+			   * loop's wheel (group.c) */
 };
 
 /* What an op's result is. */

@@ -58,7 +58,7 @@ void tmo__op_set_in_done_set(struct tmo_op *op, bool in)
 /*
  * (Re)initialises every private field of an inactive op for one kind of request. Refuses an
  * op that is active: wiping one the kernel or the loop still holds would lose its request and
- * corrupt the loop's heap and queues, and its callback would fire twice.
+ * corrupt the loop's timer wheel and queues, and its callback would fire twice.
  */
 static int prep(struct tmo_op *op, enum tmo__kind kind, int fd)
 {

@@ -1,5 +1,5 @@
 /*
- * The loop's side of the pool: job deadlines (kept timers in the loop's heap), the wait list
+ * The loop's side of the pool: job deadlines (kept timers in the loop's wheel), the wait list
  * (jobs waiting for room in a full queue) and the decided list (outcomes known before a worker
  * let go), draining the workers' `done` stack, delivering callbacks through the one invoke, and
  * the one wake-up request on the ring (a futex wait or an eventfd read) that workers complete.

@@ -5,9 +5,8 @@
  */
 #include "container.h"
 
-/* A heap walk visits at most this many due entries: a report must not turn into a stall. */
-#define MAX_VISITS 100000u
-#define STACK_DEPTH 256u
+/* A wheel walk reads at most this many entries: a report must not turn into a stall. */
+#define MAX_READS 100000u
 
 /*
  * Whether a completion now in the CQ is that of an op whose linked timeout came due by `now`.
@@ -27,32 +26,32 @@ static bool kernel_deadline_came_due(const struct tmo_op *op, int32_t res, int64
 	return deferred || res == -ECANCELED || res == -EINTR;
 }
 
-/* Counts the loop-kept deadlines at or before `now`; the heap's order prunes the walk: a
- * node's children are never earlier than the node. */
-static uint32_t count_due(const struct tmo__heap *heap, int64_t now, int64_t *earliest)
-{
-	const struct tmo__heap_node *stack[STACK_DEPTH];
-	unsigned depth = 0, visits = 0;
-	uint32_t due = 0;
+struct due_count {
+	uint32_t due;
+	int64_t earliest; /* 0: none yet */
+};
 
-	if (heap->root && tmo__timer_of(heap->root)->when <= now)
-		stack[depth++] = heap->root;
-	while (depth && visits < MAX_VISITS) {
-		const struct tmo__heap_node *n = stack[--depth];
-		/* n is due; so may be its children (a sibling list). */
-		visits++;
-		const struct tmo__timer *t = (const struct tmo__timer *)n;
-		if (t->kind != TMO__TIMER_CANCEL_RETRY) { /* a pause of tmo's, not a deadline */
-			due++;
-			if (!*earliest || t->when < *earliest)
-				*earliest = t->when;
-		}
-		for (const struct tmo__heap_node *c = n->child; c; c = c->next) {
-			if (((const struct tmo__timer *)c)->when <= now && depth < STACK_DEPTH)
-				stack[depth++] = c;
-		}
-	}
-	return due;
+static void count_one(void *ctx, const struct tmo__wheel_entry *entry)
+{
+	struct due_count *c = ctx;
+	const struct tmo__timer *t = tmo__timer_of(entry);
+
+	if (t->kind == TMO__TIMER_CANCEL_RETRY)
+		return; /* a pause of tmo's, not a deadline */
+	c->due++;
+	if (!c->earliest || entry->when < c->earliest)
+		c->earliest = entry->when;
+}
+
+/* Counts the loop-kept deadlines at or before `now`; the wheel's walk reads only the slots
+ * that begin by then. */
+static uint32_t count_due(const struct tmo__wheel *wheel, int64_t now, int64_t *earliest)
+{
+	struct due_count c = { 0, 0 };
+
+	(void)tmo__wheel_walk_due(wheel, now, MAX_READS, count_one, &c);
+	*earliest = c.earliest;
+	return c.due;
 }
 
 void tmo__stall_report(struct tmo__loop_state *st, int64_t began, int64_t ended,

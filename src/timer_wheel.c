@@ -6,18 +6,12 @@
 
 #include "list.h"
 
-#define SLOT_MASK ((uint64_t)TMO__WHEEL_SLOTS - 1)
 #define TICK_LIMIT (UINT64_C(1) << (TMO__WHEEL_LEVELS * TMO__WHEEL_LEVEL_BITS))
 
 _Static_assert(TMO__WHEEL_SLOTS == 1 << TMO__WHEEL_LEVEL_BITS && TMO__WHEEL_SLOTS <= 64,
 	       "one occupancy bit per slot in a uint64_t");
 _Static_assert((INT64_MAX >> TMO__WHEEL_TICK_SHIFT) < (int64_t)TICK_LIMIT,
 	       "the levels cover every int64 time");
-
-static inline uint64_t tick_of(int64_t when)
-{
-	return when < 0 ? 0 : (uint64_t)when >> TMO__WHEEL_TICK_SHIFT;
-}
 
 static inline struct tmo__wheel_entry *entry_of(const struct tmo__link *link)
 {
@@ -29,35 +23,6 @@ static inline uint64_t bit(unsigned slot)
 	return UINT64_C(1) << slot;
 }
 
-static inline unsigned current_slot(const struct tmo__wheel *wheel)
-{
-	return (unsigned)(wheel->elapsed & SLOT_MASK);
-}
-
-/* The slot of an entry due at `when` relative to the current tick `elapsed` (see the header). */
-static inline void place(uint64_t elapsed, int64_t when, unsigned *level, unsigned *slot)
-{
-	uint64_t t = tick_of(when);
-
-	if (t <= elapsed) {
-		*level = 0;
-		*slot = (unsigned)(elapsed & SLOT_MASK);
-		return;
-	}
-	unsigned l = (unsigned)(63 - __builtin_clzll(t ^ elapsed)) / TMO__WHEEL_LEVEL_BITS;
-	*level = l;
-	*slot = (unsigned)((t >> (l * TMO__WHEEL_LEVEL_BITS)) & SLOT_MASK);
-}
-
-/* The first tick of `slot` at `level` (one after elapsed's own slot at that level). */
-static inline uint64_t slot_start(uint64_t elapsed, unsigned level, unsigned slot)
-{
-	unsigned shift = level * TMO__WHEEL_LEVEL_BITS;
-	unsigned above = shift + TMO__WHEEL_LEVEL_BITS;
-
-	return (elapsed >> above << above) | (uint64_t)slot << shift;
-}
-
 /* The earliest non-empty slot other than the current one: false if there is none. Every slot
  * of a level begins before any of the level above, so it is the lowest level's first bit. */
 static bool next_slot(const struct tmo__wheel *wheel, unsigned *level, unsigned *slot)
@@ -65,7 +30,7 @@ static bool next_slot(const struct tmo__wheel *wheel, unsigned *level, unsigned 
 	for (unsigned l = 0; l < TMO__WHEEL_LEVELS; l++) {
 		uint64_t bits = wheel->occupied[l];
 		if (l == 0)
-			bits &= ~bit(current_slot(wheel));
+			bits &= ~bit(tmo__wheel_current(wheel));
 		if (bits) {
 			*level = l;
 			*slot = (unsigned)__builtin_ctzll(bits);
@@ -100,30 +65,11 @@ static void insert_in_order(struct tmo__list *list, struct tmo__wheel_entry *ent
 	after->next = &entry->link;
 }
 
-void tmo__wheel_insert(struct tmo__wheel *wheel, struct tmo__wheel_entry *entry)
+void tmo__wheel_insert_current(struct tmo__wheel *wheel, struct tmo__wheel_entry *entry)
 {
-	unsigned level, slot;
-
-	place(wheel->elapsed, entry->when, &level, &slot);
-	struct tmo__list *list = &wheel->slots[level][slot];
-	if (level == 0 && slot == current_slot(wheel))
-		insert_in_order(list, entry);
-	else
-		tmo__list_push_back(list, &entry->link);
-	wheel->occupied[level] |= bit(slot);
+	insert_in_order(&wheel->slots[0][tmo__wheel_current(wheel)], entry);
+	wheel->occupied[0] |= bit(tmo__wheel_current(wheel));
 	wheel->count++;
-}
-
-void tmo__wheel_remove(struct tmo__wheel *wheel, struct tmo__wheel_entry *entry)
-{
-	unsigned level, slot;
-
-	place(wheel->elapsed, entry->when, &level, &slot);
-	struct tmo__list *list = &wheel->slots[level][slot];
-	tmo__list_remove(list, &entry->link);
-	if (tmo__list_empty(list))
-		wheel->occupied[level] &= ~bit(slot);
-	wheel->count--;
 }
 
 /* Merges two NULL-terminated chains (by ->next) sorted by `when`; `a`'s entries first among
@@ -189,14 +135,14 @@ static void cascade(struct tmo__wheel *wheel, unsigned level, unsigned slot)
 	while (link) {
 		struct tmo__link *next = link->next;
 		unsigned l, s;
-		place(wheel->elapsed, entry_of(link)->when, &l, &s);
+		tmo__wheel_place(wheel->elapsed, entry_of(link)->when, &l, &s);
 		tmo__list_push_back(&wheel->slots[l][s], link);
 		wheel->occupied[l] |= bit(s);
 		link = next;
 	}
 	/* The current slot was empty (see advance): what came into it is all it holds. */
-	if (wheel->occupied[0] & bit(current_slot(wheel)))
-		sort_slot(&wheel->slots[0][current_slot(wheel)]);
+	if (wheel->occupied[0] & bit(tmo__wheel_current(wheel)))
+		sort_slot(&wheel->slots[0][tmo__wheel_current(wheel)]);
 }
 
 /*
@@ -204,17 +150,23 @@ static void cascade(struct tmo__wheel *wheel, unsigned level, unsigned slot)
  * to the start of the earliest non-empty slot if that is not later (cascading that slot, or
  * making it current), else to now_tick. Every other slot begins after the new tick, so each
  * entry's slot stays the one its time maps to. Afterwards the current slot holds the earliest
- * entries, or no entry is due by the end of now_tick.
+ * entries, or no entry is due by the end of now_tick. The horizon makes the usual call, with
+ * nothing due, O(1): no slot is looked at before it.
  */
 static void advance(struct tmo__wheel *wheel, uint64_t now_tick)
 {
-	while (!(wheel->occupied[0] & bit(current_slot(wheel)))) {
+	while (!(wheel->occupied[0] & bit(tmo__wheel_current(wheel)))) {
 		unsigned level, slot;
-		uint64_t start = 0;
-		bool found = next_slot(wheel, &level, &slot);
-		if (found)
-			start = slot_start(wheel->elapsed, level, slot);
-		if (!found || start > now_tick) {
+		if (now_tick < wheel->horizon) {
+			if (now_tick > wheel->elapsed)
+				wheel->elapsed = now_tick;
+			return;
+		}
+		uint64_t start = TICK_LIMIT;
+		if (next_slot(wheel, &level, &slot))
+			start = tmo__wheel_slot_start(wheel->elapsed, level, slot);
+		wheel->horizon = start; /* exact now; cascades only place entries after it */
+		if (start > now_tick) {
 			if (now_tick > wheel->elapsed)
 				wheel->elapsed = now_tick;
 			return;
@@ -227,46 +179,49 @@ static void advance(struct tmo__wheel *wheel, uint64_t now_tick)
 	}
 }
 
-struct tmo__wheel_entry *tmo__wheel_pop_due(struct tmo__wheel *wheel, int64_t now)
+struct tmo__wheel_entry *tmo__wheel_pop_due_slow(struct tmo__wheel *wheel, int64_t now)
 {
-	advance(wheel, tick_of(now));
-	struct tmo__list *list = &wheel->slots[0][current_slot(wheel)];
+	advance(wheel, tmo__wheel_tick(now));
+	struct tmo__list *list = &wheel->slots[0][tmo__wheel_current(wheel)];
 	struct tmo__link *first = list->first;
 	if (!first || entry_of(first)->when > now)
 		return NULL;
 	tmo__list_remove(list, first);
 	if (tmo__list_empty(list))
-		wheel->occupied[0] &= ~bit(current_slot(wheel));
+		wheel->occupied[0] &= ~bit(tmo__wheel_current(wheel));
 	wheel->count--;
 	return entry_of(first);
 }
 
-int64_t tmo__wheel_wake_time(struct tmo__wheel *wheel, int64_t now)
+int64_t tmo__wheel_wake_time_slow(struct tmo__wheel *wheel, int64_t now)
 {
 	if (!wheel->count)
 		return INT64_MAX;
-	advance(wheel, tick_of(now));
-	const struct tmo__link *first = wheel->slots[0][current_slot(wheel)].first;
+	advance(wheel, tmo__wheel_tick(now));
+	const struct tmo__link *first = wheel->slots[0][tmo__wheel_current(wheel)].first;
 	if (first)
 		return entry_of(first)->when;
 	unsigned level, slot;
 	if (!next_slot(wheel, &level, &slot))
 		return INT64_MAX; /* not reached: count says there is an entry */
-	if (level > 0)
-		return (int64_t)(slot_start(wheel->elapsed, level, slot) << TMO__WHEEL_TICK_SHIFT);
 	int64_t earliest = INT64_MAX;
-	for (const struct tmo__link *l = wheel->slots[0][slot].first; l; l = l->next) {
-		if (entry_of(l)->when < earliest)
-			earliest = entry_of(l)->when;
+	if (level > 0) {
+		earliest = (int64_t)(tmo__wheel_slot_start(wheel->elapsed, level, slot) << TMO__WHEEL_TICK_SHIFT);
+	} else {
+		for (const struct tmo__link *l = wheel->slots[0][slot].first; l; l = l->next) {
+			if (entry_of(l)->when < earliest)
+				earliest = entry_of(l)->when;
+		}
 	}
+	wheel->wake_hint = earliest; /* exact again; every later slot begins after it */
 	return earliest;
 }
 
 uint32_t tmo__wheel_walk_due(const struct tmo__wheel *wheel, int64_t now, uint32_t max_reads,
 			     tmo__wheel_visit visit, void *ctx)
 {
-	uint64_t now_tick = tick_of(now);
-	unsigned current = current_slot(wheel);
+	uint64_t now_tick = tmo__wheel_tick(now);
+	unsigned current = tmo__wheel_current(wheel);
 	uint32_t reads = 0;
 
 	/* The current slot is in order: its due entries come first. */
@@ -282,7 +237,7 @@ uint32_t tmo__wheel_walk_due(const struct tmo__wheel *wheel, int64_t now, uint32
 			bits &= ~bit(current);
 		for (; bits; bits &= bits - 1) {
 			unsigned slot = (unsigned)__builtin_ctzll(bits);
-			if (slot_start(wheel->elapsed, level, slot) > now_tick)
+			if (tmo__wheel_slot_start(wheel->elapsed, level, slot) > now_tick)
 				return reads; /* every later slot begins later still */
 			for (const struct tmo__link *l = wheel->slots[level][slot].first; l;
 			     l = l->next) {
@@ -303,23 +258,27 @@ static const char *check_slot(const struct tmo__wheel *wheel, unsigned level, un
 {
 	const struct tmo__list *list = &wheel->slots[level][slot];
 	const struct tmo__link *prev = NULL;
-	bool current = level == 0 && slot == current_slot(wheel);
+	bool current = level == 0 && slot == tmo__wheel_current(wheel);
 
 	if (!list->first != !list->last)
 		return "a slot's list has one end only";
 	if (!(wheel->occupied[level] & bit(slot)) != !list->first)
 		return "a slot's occupancy bit disagrees with its list";
+	if (list->first && !current && tmo__wheel_slot_start(wheel->elapsed, level, slot) < wheel->horizon)
+		return "a slot begins before the horizon";
 	for (const struct tmo__link *l = list->first; l; prev = l, l = l->next) {
 		unsigned want_level, want_slot;
 		if (l->prev != prev)
 			return "an entry's back link is wrong";
 		if (++*seen > wheel->count)
 			return "more entries in the slots than counted (or a cycle)";
-		place(wheel->elapsed, entry_of(l)->when, &want_level, &want_slot);
+		tmo__wheel_place(wheel->elapsed, entry_of(l)->when, &want_level, &want_slot);
 		if (want_level != level || want_slot != slot)
 			return "an entry is not in the slot its time maps to";
 		if (current && prev && entry_of(prev)->when > entry_of(l)->when)
 			return "the current slot is out of order";
+		if (!current && entry_of(l)->when < wheel->wake_hint)
+			return "an entry is due before the wake hint";
 	}
 	if (list->last != prev)
 		return "a slot's last link is wrong";

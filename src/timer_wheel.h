@@ -26,8 +26,9 @@
  * order they were inserted), one per call, so a caller's handler may insert, move or remove
  * any entry, due or not, between two calls.
  *
- * Costs: insert, remove and reset O(1); an entry that lands in the current slot (due within
- * the current tick, or already due) is placed in order within that slot's few entries.
+ * Costs: insert, remove and reset O(1), inline; an entry that lands in the current slot (due
+ * within the current tick, or already due) is placed in order within that slot's few entries.
+ * Asking for the wake time, or popping with nothing due, is O(1) too (two cached lower bounds).
  */
 #ifndef TMO_SRC_TIMER_WHEEL_H
 #define TMO_SRC_TIMER_WHEEL_H
@@ -35,6 +36,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "list.h"
 #include "tmo/op.h"
 
 #define TMO__WHEEL_TICK_SHIFT 16 /* a level-0 slot: 65,536 ns */
@@ -43,18 +45,101 @@
 #define TMO__WHEEL_LEVELS 8      /* 8 * 6 = 48 bits of ticks: every int64 time */
 
 struct tmo__wheel {
-	uint64_t elapsed;                     /* the current tick */
-	uint32_t count;                       /* entries held */
+	uint64_t elapsed;   /* the current tick */
+	/* Lower bounds (0 is always one) for what lies outside the current slot: no slot there
+	 * begins before tick `horizon`, and no entry there is due before `wake_hint`. They make
+	 * the usual questions, with nothing due, O(1); a stale one costs a look, never a miss. */
+	uint64_t horizon;
+	int64_t wake_hint;
+	uint32_t count;     /* entries held */
 	uint64_t occupied[TMO__WHEEL_LEVELS]; /* bit s of level L: slot s is not empty */
 	struct tmo__list slots[TMO__WHEEL_LEVELS][TMO__WHEEL_SLOTS];
 };
 
 /* An empty wheel at tick 0 (a zeroed wheel is the same). */
 void tmo__wheel_init(struct tmo__wheel *wheel);
-/* Adds `entry`, due at entry->when, which must not be in the wheel. */
-void tmo__wheel_insert(struct tmo__wheel *wheel, struct tmo__wheel_entry *entry);
-/* Takes out `entry`, which must be in the wheel with the `when` it was inserted with. */
-void tmo__wheel_remove(struct tmo__wheel *wheel, struct tmo__wheel_entry *entry);
+
+/* The tick of a time (negative times are tick 0). */
+static inline uint64_t tmo__wheel_tick(int64_t when)
+{
+	return when < 0 ? 0 : (uint64_t)when >> TMO__WHEEL_TICK_SHIFT;
+}
+
+static inline unsigned tmo__wheel_current(const struct tmo__wheel *wheel)
+{
+	return (unsigned)(wheel->elapsed & (TMO__WHEEL_SLOTS - 1));
+}
+
+/* The slot of an entry due at `when` relative to the current tick `elapsed` (see above). */
+static inline void tmo__wheel_place(uint64_t elapsed, int64_t when, unsigned *level,
+				    unsigned *slot)
+{
+	uint64_t t = tmo__wheel_tick(when);
+
+	if (t <= elapsed) {
+		*level = 0;
+		*slot = (unsigned)(elapsed & (TMO__WHEEL_SLOTS - 1));
+		return;
+	}
+	unsigned l = (unsigned)(63 - __builtin_clzll(t ^ elapsed)) / TMO__WHEEL_LEVEL_BITS;
+	*level = l;
+	*slot = (unsigned)((t >> (l * TMO__WHEEL_LEVEL_BITS)) & (TMO__WHEEL_SLOTS - 1));
+}
+
+/* The first tick of `slot` at `level` (one after elapsed's own slot at that level). */
+static inline uint64_t tmo__wheel_slot_start(uint64_t elapsed, unsigned level, unsigned slot)
+{
+	unsigned shift = level * TMO__WHEEL_LEVEL_BITS;
+	unsigned above = shift + TMO__WHEEL_LEVEL_BITS;
+
+	return (elapsed >> above << above) | (uint64_t)slot << shift;
+}
+
+/* The current slot is empty and no other begins by `now`'s tick: nothing is due by `now`, and
+ * the current tick may move to now's. */
+static inline bool tmo__wheel_quiet(const struct tmo__wheel *wheel, uint64_t now_tick)
+{
+	return !(wheel->occupied[0] & (UINT64_C(1) << tmo__wheel_current(wheel))) &&
+	       now_tick < wheel->horizon;
+}
+
+/* Inserts `entry` into the current slot, in time order (timer_wheel.c). */
+void tmo__wheel_insert_current(struct tmo__wheel *wheel, struct tmo__wheel_entry *entry);
+
+/* Adds `entry`, due at entry->when, which must not be in the wheel. O(1) but for an entry due
+ * within the current tick or already, placed in order among the current slot's few. */
+static inline void tmo__wheel_insert(struct tmo__wheel *wheel, struct tmo__wheel_entry *entry)
+{
+	unsigned level, slot;
+
+	tmo__wheel_place(wheel->elapsed, entry->when, &level, &slot);
+	if (level == 0 && slot == tmo__wheel_current(wheel)) {
+		tmo__wheel_insert_current(wheel, entry);
+		return;
+	}
+	tmo__list_push_back(&wheel->slots[level][slot], &entry->link);
+	wheel->occupied[level] |= UINT64_C(1) << slot;
+	wheel->count++;
+	uint64_t start = tmo__wheel_slot_start(wheel->elapsed, level, slot);
+	if (start < wheel->horizon)
+		wheel->horizon = start;
+	if (entry->when < wheel->wake_hint)
+		wheel->wake_hint = entry->when;
+}
+
+/* Takes out `entry`, which must be in the wheel with the `when` it was inserted with. O(1). */
+static inline void tmo__wheel_remove(struct tmo__wheel *wheel, struct tmo__wheel_entry *entry)
+{
+	unsigned level, slot;
+
+	tmo__wheel_place(wheel->elapsed, entry->when, &level, &slot);
+	struct tmo__list *list = &wheel->slots[level][slot];
+	tmo__list_remove(list, &entry->link);
+	if (tmo__list_empty(list))
+		wheel->occupied[level] &= ~(UINT64_C(1) << slot);
+	wheel->count--;
+}
+
 /* Moves `entry`, in the wheel or not (`in_wheel` says which), to `when`. */
 static inline void tmo__wheel_reset(struct tmo__wheel *wheel, struct tmo__wheel_entry *entry,
 				    bool in_wheel, int64_t when)
@@ -65,20 +150,49 @@ static inline void tmo__wheel_reset(struct tmo__wheel *wheel, struct tmo__wheel_
 	tmo__wheel_insert(wheel, entry);
 }
 
+struct tmo__wheel_entry *tmo__wheel_pop_due_slow(struct tmo__wheel *wheel, int64_t now);
+
 /*
  * Takes out and returns the earliest entry due by `now` (when <= now), or NULL if none is.
  * Advances the wheel's current tick towards `now` (never past it), cascading on the way.
  */
-struct tmo__wheel_entry *tmo__wheel_pop_due(struct tmo__wheel *wheel, int64_t now);
+static inline struct tmo__wheel_entry *tmo__wheel_pop_due(struct tmo__wheel *wheel, int64_t now)
+{
+	uint64_t now_tick = tmo__wheel_tick(now);
+
+	if (tmo__wheel_quiet(wheel, now_tick)) {
+		if (now_tick > wheel->elapsed)
+			wheel->elapsed = now_tick;
+		return NULL;
+	}
+	return tmo__wheel_pop_due_slow(wheel, now);
+}
+
+int64_t tmo__wheel_wake_time_slow(struct tmo__wheel *wheel, int64_t now);
 
 /*
- * When the caller should next look at the wheel: the exact earliest `when` if it is in the
- * current slot or the next non-empty slot is at level 0, else the start of that slot (where it
- * cascades: the caller looks, and asks again). Never later than the earliest entry's `when`;
- * at or before `now` if something is due; INT64_MAX (TMO_NEVER_NS) for an empty wheel.
- * Advances the wheel towards `now` like tmo__wheel_pop_due, taking nothing out.
+ * When the caller should next look at the wheel: never later than the earliest entry's
+ * `when`, and at or before `now` if something is due; INT64_MAX (TMO_NEVER_NS) for an empty
+ * wheel. Exactly the earliest `when` if it is in the current slot, or was the earliest
+ * inserted since the last look, or is in the next non-empty slot at level 0; else the start
+ * of that slot (where it cascades: the caller looks, and asks again). After the earliest
+ * entry was taken out it is earlier than that (a look that finds nothing and asks again, as
+ * a kernel timeout left armed for it would). Advances the wheel towards `now` like
+ * tmo__wheel_pop_due, taking nothing out.
  */
-int64_t tmo__wheel_wake_time(struct tmo__wheel *wheel, int64_t now);
+static inline int64_t tmo__wheel_wake_time(struct tmo__wheel *wheel, int64_t now)
+{
+	uint64_t now_tick = tmo__wheel_tick(now);
+
+	if (!wheel->count)
+		return INT64_MAX;
+	if (tmo__wheel_quiet(wheel, now_tick) && wheel->wake_hint > now) {
+		if (now_tick > wheel->elapsed)
+			wheel->elapsed = now_tick;
+		return wheel->wake_hint;
+	}
+	return tmo__wheel_wake_time_slow(wheel, now);
+}
 
 /*
  * Calls `visit` for each entry due by `now`, earliest slot first, reading at most `max_reads`
@@ -92,7 +206,8 @@ uint32_t tmo__wheel_walk_due(const struct tmo__wheel *wheel, int64_t now, uint32
 /*
  * Checks every invariant: each list's links, each entry in the slot its `when` maps to
  * relative to the current tick, the current slot in order, the bitmaps against the lists, the
- * count. Returns NULL, or what is broken (a static string). O(entries + slots).
+ * count, the two lower bounds. Returns NULL, or what is broken (a static string).
+ * O(entries + slots).
  */
 const char *tmo__wheel_check(const struct tmo__wheel *wheel);
 

@@ -388,6 +388,16 @@ static void check_catches_a_broken_wheel(void **state)
 	assert_non_null(tmo__wheel_check(wheel));
 	wheel->occupied[3] = 0;
 	assert_null(tmo__wheel_check(wheel));
+	uint64_t horizon = wheel->horizon;
+	wheel->horizon = UINT64_MAX; /* b's slot begins before it */
+	assert_non_null(tmo__wheel_check(wheel));
+	wheel->horizon = horizon;
+	assert_null(tmo__wheel_check(wheel));
+	int64_t hint = wheel->wake_hint;
+	wheel->wake_hint = INT64_MAX; /* b is due before it */
+	assert_non_null(tmo__wheel_check(wheel));
+	wheel->wake_hint = hint;
+	assert_null(tmo__wheel_check(wheel));
 	free(wheel);
 }
 

@@ -74,10 +74,6 @@ enum tmo_op_flag {
 
 /* Private parts of struct tmo_op, tmo_scope and tmo_group, kept here only so the caller can
  * embed them. */
-struct tmo__heap_node {
-	struct tmo__heap_node *child, *next, *prev;
-};
-
 /* A link in one of tmo's intrusive lists, and a list's two ends (src/list.h). Both are valid
  * zeroed: an unlinked link, an empty list. */
 struct tmo__link {
@@ -103,12 +99,11 @@ struct tmo__deferred {
 	uint8_t queued; /* 0, or which of the loop's two lists holds it */
 };
 
-/* An entry in the loop's heap of kept deadlines. */
+/* An entry in the loop's timer wheel of kept deadlines (entry.when: when it is due). */
 struct tmo__timer {
-	struct tmo__heap_node node;
-	int64_t when;
-	uint8_t kind;  /* what embeds it: an op or a container */
-	uint8_t armed; /* in the heap */
+	struct tmo__wheel_entry entry;
+	uint8_t kind;  /* what embeds it: an op, a container, a job */
+	uint8_t armed; /* in the wheel */
 };
 
 /* What scopes and groups share: a node in the tree of deadlines, holding ops and other
