@@ -10,9 +10,9 @@
 // carrying a deadline exactly when there is a limit), or the benchmark fails.
 //
 // BM_ScopeShift/<pending> times one tmo_scope_shift() of a scope holding <pending> pending
-// reads (no deadlines of their own: the loop's heap holds the scope's deadline alone);
+// reads (no deadlines of their own: the loop's timer wheel holds the scope's deadline alone);
 // BM_ScopeShiftOpDeadlines/<pending> the same with every read also carrying its own loop-kept
-// deadline (the heap holds <pending> + 1). Time per iteration is the time per shift.
+// deadline (the wheel holds <pending> + 1). Time per iteration is the time per shift.
 //
 // The worker pool (tmo/pool.h), <wake> 1 = TMO_POOL_WAKE_FUTEX (skipped where the loop lacks
 // TMO_FEAT_FUTEX_WAIT), 2 = TMO_POOL_WAKE_EVENTFD:
@@ -239,8 +239,8 @@ void TimeScopeShift(benchmark::State &state, bool op_deadlines)
 		state.SkipWithError(Describe("wl_scope_shift_create", ret).c_str());
 		return;
 	}
-	// Untimed warm-up: the first shifts reorganise the heap (a pairing heap's first removal
-	// of its root melds every entry inserted since), the rest is the steady state.
+	// Untimed warm-up: the first shifts bring caches and the loop's timer wheel to the steady
+	// state that the timed ones measure.
 	ret = wl_scope_shift_run(wl, 1024);
 	for (auto _ : state) {
 		if (ret < 0)

@@ -113,9 +113,9 @@ void wl_stream_gap_destroy(struct wl_stream_gap *wl);
  * it was; nothing else runs meanwhile (the loop is not run: a shift costs no kernel work).
  *
  * `op_deadlines` false: the reads have no deadline of their own (TMO_NEVER), so the loop's
- * heap of kept deadlines holds the scope's alone. True: the loop keeps deadlines
+ * timer wheel of kept deadlines holds the scope's alone. True: the loop keeps deadlines
  * (TMO_DEADLINES_LOOP) and every read also carries its own, WL_SCOPE_OP_DEADLINE_NS ahead
- * (after the scope's), so the heap holds pending + 1 entries and the scope's is its minimum.
+ * (after the scope's), so the wheel holds pending + 1 entries and the scope's is the earliest.
  *
  * wl_scope_shift_destroy cancels every read, runs the loop until none is active (each must
  * report -ECANCELED), exits the scope and closes the loop and the pipe.
