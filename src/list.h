@@ -44,6 +44,19 @@ static inline void tmo__list_push_front(struct tmo__list *list, struct tmo__link
 	list->first = link;
 }
 
+/* Links `link` right after `after`, which is on `list`. */
+static inline void tmo__list_insert_after(struct tmo__list *list, struct tmo__link *after,
+					  struct tmo__link *link)
+{
+	link->prev = after;
+	link->next = after->next;
+	if (after->next)
+		after->next->prev = link;
+	else
+		list->last = link;
+	after->next = link;
+}
+
 /* Unlinks `link`, which must be on `list`. */
 static inline void tmo__list_remove(struct tmo__list *list, struct tmo__link *link)
 {

@@ -45,24 +45,23 @@ void tmo__wheel_init(struct tmo__wheel *wheel)
 	memset(wheel, 0, sizeof(*wheel));
 }
 
-/* Inserts `entry` into `list` after every entry not later than it (the current slot's order). */
+/*
+ * Inserts `entry` into `list` after every entry not later than it (the current slot's order).
+ * The walk goes from the back, where a new deadline usually belongs; one earlier than all
+ * (a group poked at time 0, a scope moved into the past) goes to the front at once, so that a
+ * pass re-arming many due entries into a crowded slot does not walk it each time.
+ */
 static void insert_in_order(struct tmo__list *list, struct tmo__wheel_entry *entry)
 {
 	struct tmo__link *after = list->last;
 
-	while (after && entry_of(after)->when > entry->when)
-		after = after->prev;
-	if (!after) {
+	if (!list->first || entry->when < entry_of(list->first)->when) {
 		tmo__list_push_front(list, &entry->link);
 		return;
 	}
-	entry->link.prev = after;
-	entry->link.next = after->next;
-	if (after->next)
-		after->next->prev = &entry->link;
-	else
-		list->last = &entry->link;
-	after->next = &entry->link;
+	while (entry_of(after)->when > entry->when)
+		after = after->prev; /* stops at the first entry at the latest: not later */
+	tmo__list_insert_after(list, after, &entry->link);
 }
 
 void tmo__wheel_insert_current(struct tmo__wheel *wheel, struct tmo__wheel_entry *entry)
