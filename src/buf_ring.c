@@ -62,8 +62,7 @@ int tmo__buf_ring_init(struct tmo__buf_ring *b, struct io_uring *ring, uint16_t 
 	int ret = io_uring_register_buf_ring(ring, &reg, 0);
 	if (ret < 0) {
 		unmap_all(b);
-		/* Before 5.19 the register opcode is unknown: -EINVAL. A taken group is -EEXIST. */
-		return ret == -EEXIST ? -EINVAL : ret == -EINVAL ? -EOPNOTSUPP : ret;
+		return ret; /* the kernel's own answer: see buf_ring.h */
 	}
 	io_uring_buf_ring_init(b->br);
 	int mask = io_uring_buf_ring_mask(entries);

@@ -30,9 +30,10 @@ struct tmo__buf_ring {
 /*
  * Maps `entries` buffers of `buf_size` bytes and their ring, registers the ring with `ring` as
  * buffer group `group`, and gives the kernel every buffer. `entries` is a power of two from 1
- * to 32768, `buf_size` from 1 to 1 GiB. Returns 0, -EINVAL (bad sizes, or the group is taken),
- * -EOPNOTSUPP (the kernel has no buffer rings: before 5.19), -ENOMEM. On failure nothing is
- * left to free.
+ * to 32768, `buf_size` from 1 to 1 GiB. Returns 0, -EINVAL (bad sizes; also the kernel's
+ * answer before 5.19, which has no buffer rings, and for a ring it cannot use), -EEXIST (the
+ * group is taken on this ring), -ENOMEM, or another error of io_uring_register(2). On failure
+ * nothing is left to free.
  */
 int tmo__buf_ring_init(struct tmo__buf_ring *b, struct io_uring *ring, uint16_t group,
 		       uint32_t entries, uint32_t buf_size);
@@ -41,10 +42,10 @@ int tmo__buf_ring_init(struct tmo__buf_ring *b, struct io_uring *ring, uint16_t 
  * may still pick a buffer from it. */
 void tmo__buf_ring_exit(struct tmo__buf_ring *b);
 
-/* The buffer a CQE names (IORING_CQE_F_BUFFER set in `cqe_flags`), or NULL if it names none
- * or an id out of range. */
-static inline unsigned char *tmo__buf_ring_of_cqe(struct tmo__buf_ring *b, uint32_t cqe_flags,
-						 uint16_t *bid)
+/* Takes the buffer a CQE names (IORING_CQE_F_BUFFER set in `cqe_flags`): it is the caller's
+ * until tmo__buf_ring_recycle. NULL if the CQE names none or an id out of range. */
+static inline unsigned char *tmo__buf_ring_take(struct tmo__buf_ring *b, uint32_t cqe_flags,
+						uint16_t *bid)
 {
 	if (!(cqe_flags & IORING_CQE_F_BUFFER))
 		return NULL;
