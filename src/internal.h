@@ -99,7 +99,8 @@ static inline uint64_t tmo__user_data(const struct tmo_op *op, unsigned tag)
  */
 /* Started and not yet released by the kernel (tmo_op_busy). */
 bool tmo__op_active(const struct tmo_op *op);
-/* Active and its outcome not yet decided: still waiting for its request or group. */
+/* Active and its outcome not yet decided (nothing decided it, its callback has not fired):
+ * still waiting for its request or group. */
 bool tmo__op_undecided(const struct tmo_op *op);
 /* Its callback fired while the kernel still holds the request. */
 bool tmo__op_reported(const struct tmo_op *op);

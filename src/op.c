@@ -339,8 +339,7 @@ void tmo__op_settle(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, 
 
 void tmo__op_release_settled(struct tmo__loop_state *st, struct tmo_op *op)
 {
-	if (!queued(op))
-		enqueue_pending(st, op);
+	enqueue_pending(st, op);
 }
 
 void tmo__op_decide(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uint8_t cause,

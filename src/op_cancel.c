@@ -43,21 +43,13 @@ static void end_early(struct tmo__loop_state *st, struct tmo_op *op, int32_t res
 	tmo__timer_disarm(st, &op->_timer);
 	if (!(op->_flags & TMO__F_KERNEL)) {
 		/* Not handed to the kernel yet: it completes from the deferred queue unstarted. */
-		if (!queued(op))
-			enqueue_pending(st, op);
+		enqueue_pending(st, op);
 		return;
 	}
 	op->_flags |= TMO__F_CANCEL_UNSENT;
-	if (!queued(op))
-		enqueue_pending(st, op);
+	enqueue_pending(st, op); /* once: tmo__defer ignores an op already queued */
 }
 
-/* Whether the op's outcome is still open, so a cancel or a cut can decide it. */
-static bool undecided(const struct tmo_op *op)
-{
-	return (op->_flags & TMO__F_ACTIVE) &&
-	       !(op->_flags & (TMO__F_REPORTED | TMO__F_DECIDED | TMO__F_CANCEL | TMO__F_EXPIRED));
-}
 
 int tmo_op_cancel(struct tmo_op *op)
 {
@@ -65,7 +57,7 @@ int tmo_op_cancel(struct tmo_op *op)
 		return -EINVAL;
 	if (!(op->_flags & TMO__F_ACTIVE))
 		return -ENOENT;
-	if (!undecided(op))
+	if (!op_undecided(op))
 		return -EALREADY;
 	/* Once the deadline has passed the kernel has cancelled (or is cancelling) the request
 	 * for it: the outcome is the timeout, not the caller's cancel. */
@@ -78,7 +70,7 @@ int tmo_op_cancel(struct tmo_op *op)
 void tmo__op_cut(struct tmo__loop_state *st, struct tmo_op *op, int32_t res, uint8_t cause,
 		 void *obj)
 {
-	if (undecided(op))
+	if (op_undecided(op))
 		end_early(st, op, res, cause, obj);
 }
 
@@ -121,14 +113,13 @@ void tmo__op_on_cancel_retry(struct tmo__loop_state *st, struct tmo_op *op)
 		return;
 	st->stats.cancel_retries++;
 	op->_flags |= TMO__F_CANCEL_UNSENT;
-	if (!queued(op))
-		enqueue_pending(st, op);
+	enqueue_pending(st, op);
 }
 
 void tmo__op_on_expired(struct tmo__loop_state *st, struct tmo_op *op)
 {
 	/* The timer is already out of the wheel. */
 	op->_timer.armed = 0;
-	if (undecided(op))
+	if (op_undecided(op))
 		end_early(st, op, -ETIME, TMO_CAUSE_OWN, NULL);
 }

@@ -26,8 +26,7 @@ bool tmo__op_active(const struct tmo_op *op)
 
 bool tmo__op_undecided(const struct tmo_op *op)
 {
-	return (op->_flags & TMO__F_ACTIVE) &&
-	       !(op->_flags & (TMO__F_DECIDED | TMO__F_EXPIRED | TMO__F_CANCEL));
+	return op_undecided(op);
 }
 
 bool tmo__op_reported(const struct tmo_op *op)

@@ -77,6 +77,15 @@ static inline void enqueue_pending(struct tmo__loop_state *st, struct tmo_op *op
 	tmo__defer(st, &op->_pending, TMO__DEFER_OP);
 }
 
+/* Whether the op's outcome is still open, so that a cancel, a cut or a deadline can decide it:
+ * active, its callback not fired, nothing decided. The one definition (tmo__op_undecided asks
+ * it for other files). */
+static inline bool op_undecided(const struct tmo_op *op)
+{
+	return (op->_flags & TMO__F_ACTIVE) &&
+	       !(op->_flags & (TMO__F_REPORTED | TMO__F_DECIDED | TMO__F_CANCEL | TMO__F_EXPIRED));
+}
+
 static inline bool queued(const struct tmo_op *op)
 {
 	return op->_pending.queued;
