@@ -340,6 +340,14 @@ static void same_as_gnu_named(struct res *r, const struct opts *o, ...)
 }
 
 /* `tmo run ARGS...` and GNU's `timeout ARGS...` both exit 0 and say nothing on stderr. */
+/* The command's duration for a test that sends a signal at `send_after`: a second longer, so
+ * the signal always comes while it runs, however slow tmo's start-up was. */
+static const char *outlasting(int64_t send_after, char buf[32])
+{
+	snprintf(buf, 32, "%.3f", (double)(send_after + 1000 * MS) / 1e9);
+	return buf;
+}
+
 static void assert_quiet_success(const struct opts *o, ...)
 {
 	va_list ap, gnu_ap;
@@ -941,7 +949,8 @@ static void test_inherited_signal_mask(void **state)
 	sigaddset(&mask, SIGTERM);
 	/* Sent once tmo has surely set itself up (its slowest start-up seen, plus 200 ms). */
 	o = (struct opts){ .mask = &mask, .send_sig = SIGTERM, .send_after = g_startup + 200 * MS };
-	assert_quiet_success(&o, "-v", "5", "sleep", "1", NULL);
+	char secs[32];
+	assert_quiet_success(&o, "-v", "5", "sleep", outlasting(o.send_after, secs), NULL);
 	setenv("LC_ALL", "C", 1);
 	/* ALRM blocked by the caller: still the timer, sent or its own (timeout-blocked.pl). */
 	sigemptyset(&mask);
@@ -967,8 +976,10 @@ static void test_ttin_ttou_ignored(void **state)
 		struct opts o = { .send_sig = sigs[i], .send_after = g_startup + 200 * MS };
 		char name[16];
 		const char *sig = cli_signal_name(sigs[i], name);
-		assert_quiet_success(&o, "-v", "-s", sig, "5", "sleep", "1", NULL);
-		assert_quiet_success(&o, "-v", "-s", sig, "--foreground", "5", "sleep", "1", NULL);
+		char secs[32];
+		outlasting(o.send_after, secs);
+		assert_quiet_success(&o, "-v", "-s", sig, "5", "sleep", secs, NULL);
+		assert_quiet_success(&o, "-v", "-s", sig, "--foreground", "5", "sleep", secs, NULL);
 	}
 }
 
